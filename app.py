@@ -1,0 +1,325 @@
+"""Sales Agent: wiring and the command line.
+
+`sales-agent run` starts the Slack bot when SLACK_BOT_TOKEN and SLACK_APP_TOKEN are set, and the
+console chat otherwise. Everything is built here from one Settings object and passed down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.codec import suggestion_to_dict
+from engine.errors import EmptyMessage
+from engine.evaluation import GoldenError, Prediction, load_golden, score
+from engine.llm.offline import OfflineProvider
+from engine.model import Suggestion, ThreadContext, ThreadKey, TurnInput
+from engine.pipeline.orchestrator import Engine
+from engine.playbook import default_playbook
+from engine.settings import Settings, SettingsError
+from engine.taxonomy import SITUATION_TITLES, SLOT_TITLES
+from storage import SqliteStore
+
+log = logging.getLogger("sales_agent")
+GOLDEN = Path(__file__).parent / "tests" / "data" / "golden.jsonl"
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed without a traceback."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    store: SqliteStore
+
+
+@contextlib.asynccontextmanager
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    store = await SqliteStore.open(settings.db_path, history_window=settings.history_window)
+    try:
+        engine = Engine(
+            llm=OfflineProvider(),
+            store=store,
+            settings=settings,
+            playbook=default_playbook(),
+            calls=store,
+        )
+        yield Runtime(settings, engine, store)
+    finally:
+        await store.close()
+
+
+# Console rendering -------------------------------------------------------------------------
+
+
+def render_card(s: Suggestion) -> str:
+    title = SITUATION_TITLES.get(s.situation, s.situation)
+    lines = [f"── {title} ({s.confidence:.0%}) · strategy: {s.strategy}"]
+    if s.slots:
+        known = ", ".join(
+            f"{SLOT_TITLES.get(k, k)}: {v}" + (" (new)" if k in s.slots_delta else "")
+            for k, v in s.slots.items()
+        )
+        lines.append(f"   Deal: {known}")
+    lines.append(f"   Suggested reply: {s.reply}")
+    lines.append(f"   Tip: {s.coaching_tip}")
+    lines.extend(f"   Note: {note}" for note in s.notes)
+    providers = sorted({f"{c.provider}/{c.model}" for c in s.calls}) or ["cache"]
+    lines.append(f"   {s.latency_ms:.0f} ms · cache: {s.cache} · {', '.join(providers)}")
+    return "\n".join(lines)
+
+
+def turn_json(s: Suggestion) -> dict[str, Any]:
+    d = suggestion_to_dict(s)
+    return {
+        "thread": d["thread"],
+        "situation": s.situation,
+        "confidence": s.confidence,
+        "slots": d["slots"],
+        "slots_delta": d["slots_delta"],
+        "strategy": s.strategy,
+        "reply": s.reply,
+        "coaching_tip": s.coaching_tip,
+        "cache": s.cache,
+        "providers": {c.step: f"{c.provider}/{c.model}" for c in s.calls},
+        "latency_ms": d["latency_ms"],
+        "step_ms": d["step_ms"],
+        "reconciled": s.reconciled,
+        "notes": d["notes"],
+    }
+
+
+# Commands ------------------------------------------------------------------------------------
+
+
+async def cmd_chat(settings: Settings, stdin: TextIO, stdout: TextIO, thread: str | None) -> int:
+    key = ThreadKey("console", "chat", thread or uuid.uuid4().hex[:12])
+    interactive = stdin.isatty()
+    async with runtime(settings) as rt:
+        if interactive:
+            print("Paste what the prospect said (Ctrl-D to quit).", file=stdout)
+        while True:
+            if interactive:
+                print("prospect> ", end="", file=stdout, flush=True)
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                break
+            text = line.rstrip("\n")
+            if not text.strip():
+                if interactive:
+                    print("   (empty message: paste what the prospect said)", file=stdout)
+                continue
+            turn = TurnInput(key=key, text=text, message_id=uuid.uuid4().hex)
+            print(render_card(await rt.engine.handle(turn)), file=stdout, flush=True)
+    return 0
+
+
+async def cmd_replay(settings: Settings, path: Path, as_json: bool, stdout: TextIO) -> int:
+    turns = read_replay(path)
+    run = uuid.uuid4().hex[:8]
+    async with runtime(settings) as rt:
+        by_thread: dict[str, list[TurnInput]] = {}
+        for thread, text, number in turns:
+            key = ThreadKey("replay", run, thread)
+            by_thread.setdefault(thread, []).append(
+                TurnInput(key=key, text=text, message_id=f"{run}-{number}")
+            )
+        # Threads run one after another so output order is the file's order and repeats
+        # across threads meet a warm cache, as they would in a real workspace.
+        for thread_turns in by_thread.values():
+            for turn in thread_turns:
+                try:
+                    s = await rt.engine.handle(turn)
+                except EmptyMessage as exc:
+                    print(json.dumps({"error": str(exc)}) if as_json else str(exc), file=stdout)
+                    continue
+                print(json.dumps(turn_json(s)) if as_json else render_card(s), file=stdout)
+    return 0
+
+
+def read_replay(path: Path) -> list[tuple[str, str, int]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text (bad byte at offset {exc.start})") from None
+    turns = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                row = json.loads(line)
+                turns.append((str(row.get("thread", "main")), str(row["text"]), number))
+            except (json.JSONDecodeError, KeyError, AttributeError) as exc:
+                raise UsageError(
+                    f'{path}:{number}: expected {{"thread": ..., "text": ...}} ({exc})'
+                ) from None
+        else:
+            turns.append(("main", line, number))
+    return turns
+
+
+async def cmd_eval(settings: Settings, golden: Path, as_json: bool, stdout: TextIO) -> int:
+    try:
+        examples = load_golden(golden)
+    except OSError as exc:
+        raise UsageError(f"cannot read {golden}: {exc.strerror or exc}") from None
+    except GoldenError as exc:
+        raise UsageError(str(exc)) from None
+    async with runtime(settings) as rt:
+        limit = asyncio.Semaphore(8)
+
+        async def predict(i: int, text: str, context: dict[str, str]) -> Prediction:
+            key = ThreadKey("eval", "golden", str(i))
+            ctx = ThreadContext(key=key, slots={k: _slot(v) for k, v in context.items()})
+            async with limit:
+                analysis = await rt.engine.analyse(text, ctx)
+            return Prediction(analysis.detection.situation, dict(analysis.capture.slots))
+
+        predictions = await asyncio.gather(
+            *(predict(i, e.text, dict(e.context)) for i, e in enumerate(examples))
+        )
+    report = score(zip(examples, predictions, strict=True))
+    report["golden"] = str(golden)
+    if as_json:
+        print(json.dumps(report), file=stdout)
+    else:
+        print(f"{golden}: {report['n']} messages", file=stdout)
+        for name in (
+            "situation_accuracy",
+            "situation_macro_f1",
+            "slot_precision",
+            "slot_recall",
+            "slot_f1",
+        ):
+            print(f"  {name:20} {report[name]:.3f}", file=stdout)
+        for name, value in report["value_accuracy"].items():
+            print(
+                f"  {name + ' value':20} {value if value is None else f'{value:.3f}'}", file=stdout
+            )
+        top = list(report["confusions"].items())[:8]
+        if top:
+            print("  most confused: " + ", ".join(f"{k} ×{v}" for k, v in top), file=stdout)
+    return 0
+
+
+def _slot(value: str) -> Any:
+    from engine.model import SlotValue
+
+    return SlotValue(value, "golden", 0.0)
+
+
+async def cmd_stats(settings: Settings, as_json: bool, stdout: TextIO) -> int:
+    async with runtime(settings) as rt:
+        report = (await rt.engine.stats()).as_dict()
+    if as_json:
+        print(json.dumps(report), file=stdout)
+        return 0
+    c, r, lat = report["cache"], report["reconcile"], report["latency"]
+    print(f"turns: {report['turns']}", file=stdout)
+    print(
+        f"cache: hit rate {c['hit_rate']:.1%} (exact {c['exact_hits']}, "
+        f"semantic {c['semantic_hits']} of {c['lookups']} lookups)",
+        file=stdout,
+    )
+    triggers = ", ".join(f"{k} {v}" for k, v in r["triggers"].items()) or "none"
+    print(f"reconcile: {r['rate']:.1%} of {r['turns']} analysed turns ({triggers})", file=stdout)
+    for step, p in lat.items():
+        print(
+            f"latency {step:11} p50 {p['p50']:.1f} ms  p95 {p['p95']:.1f} ms  "
+            f"p99 {p['p99']:.1f} ms",
+            file=stdout,
+        )
+    for name, p in report["llm"]["providers"].items():
+        print(
+            f"provider {name}: {p['requests']} requests, {p['wins']} wins, "
+            f"{p['cancelled']} cancelled, {p['error_count']} errors, "
+            f"p95 {p['latency_ms']['p95']:.0f} ms",
+            file=stdout,
+        )
+    f = report["feedback"]
+    print(f"feedback: {f['positive']} of {f['rated']} positive", file=stdout)
+    return 0
+
+
+async def cmd_run(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
+    if not settings.slack_enabled:
+        print(
+            "No SLACK_BOT_TOKEN/SLACK_APP_TOKEN set: starting the console chat instead of Slack.",
+            file=sys.stderr,
+        )
+        return await cmd_chat(settings, stdin, stdout, None)
+    raise UsageError("the Slack bot is not built yet")
+
+
+# Entry point ---------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sales-agent", description="Coaching cards for sales reps.")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("run", help="start the Slack bot (or the console chat without Slack tokens)")
+    chat = sub.add_parser("chat", help="coach in the console; piped stdin gives one card a line")
+    chat.add_argument("--thread", help="continue a named console thread")
+    replay = sub.add_parser("replay", help="coach every line of a file (plain lines or JSONL)")
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--json", action="store_true", help="one JSON object per turn")
+    ev = sub.add_parser("eval", help="score capture and detect on a labelled golden set")
+    ev.add_argument("--golden", type=Path, default=GOLDEN)
+    ev.add_argument("--json", action="store_true")
+    st = sub.add_parser("stats", help="cache, reconcile, provider and latency figures")
+    st.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"sales-agent: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    command = args.command or "run"
+    try:
+        match command:
+            case "run":
+                return asyncio.run(cmd_run(settings, sys.stdin, sys.stdout))
+            case "chat":
+                return asyncio.run(cmd_chat(settings, sys.stdin, sys.stdout, args.thread))
+            case "replay":
+                return asyncio.run(cmd_replay(settings, args.file, args.json, sys.stdout))
+            case "eval":
+                return asyncio.run(cmd_eval(settings, args.golden, args.json, sys.stdout))
+            case "stats":
+                return asyncio.run(cmd_stats(settings, args.json, sys.stdout))
+    except UsageError as exc:
+        print(f"sales-agent: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sales Agent engine: the pure async core (no Slack, no SQL)."""

@@ -1,0 +1,30 @@
+"""Errors the engine raises or expects from its adapters."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base for the engine's own errors."""
+
+
+class EmptyMessage(EngineError):
+    """The message has no text to coach on; the caller shows help instead of a card."""
+
+
+class ProviderError(EngineError):
+    """One provider could not give a valid answer for one step.
+
+    `kind` is one of: timeout, rate_limit, server, invalid_output, connection, client, circuit_open.
+    """
+
+    def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+class InvalidOutput(ProviderError):
+    """The answer broke the output contract (not JSON, unknown label, wrong types)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_output", message)

@@ -1,0 +1,1 @@
+"""Providers behind the `Provider` port: the offline tier, LLM SDK adapters, the router."""

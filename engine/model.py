@@ -1,0 +1,129 @@
+"""Typed values that flow through one turn: input, thread context, step results, suggestion."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+CacheTier = Literal["miss", "exact", "semantic", "bypass"]
+Tier = Literal["fast", "powerful"]
+PromptStyle = Literal["compact", "verbose"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKey:
+    """Where a conversation lives: a Slack thread, a DM thread, or a console session."""
+
+    team: str
+    channel: str
+    thread: str
+
+    def __str__(self) -> str:
+        return f"{self.team}/{self.channel}/{self.thread}"
+
+    @classmethod
+    def parse(cls, text: str) -> ThreadKey:
+        team, channel, thread = text.split("/", 2)
+        return cls(team, channel, thread)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnInput:
+    key: ThreadKey
+    text: str
+    message_id: str
+    author: str = "rep"
+    ts: float = 0.0
+    # Regenerate asks for a fresh answer: the cache is bypassed, the suggestion replaced.
+    regenerate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SlotValue:
+    value: str
+    message_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadContext:
+    key: ThreadKey
+    slots: Mapping[str, SlotValue] = field(default_factory=dict)
+    turns: int = 0
+    last_situation: str | None = None
+    # The latest prospect messages, oldest first, bounded by the store.
+    history: tuple[str, ...] = ()
+
+    def values(self) -> dict[str, str]:
+        return {name: slot.value for name, slot in self.slots.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    slots: Mapping[str, str]
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    situation: str
+    confidence: float
+    secondary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    name: str
+    talk_track: str
+    coaching_tip: str
+    reply_template: str
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    reply: str
+    coaching_tip: str
+
+
+StepValue = Capture | Detection | Draft
+
+
+@dataclass(frozen=True, slots=True)
+class StepCall:
+    """Who answered one step, how fast, and at what token cost."""
+
+    step: str
+    provider: str
+    model: str
+    ms: float
+    tokens_in: int = 0
+    tokens_out: int = 0
+    fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    id: str
+    key: ThreadKey
+    message_id: str
+    reply: str
+    coaching_tip: str
+    situation: str
+    confidence: float
+    secondary: str | None
+    strategy: str
+    talk_track: str
+    slots_delta: Mapping[str, str]
+    slots: Mapping[str, str]
+    cache: CacheTier
+    calls: tuple[StepCall, ...]
+    step_ms: Mapping[str, float]
+    latency_ms: float
+    reconciled: bool
+    reconcile_triggers: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def offline(self) -> bool:
+        return any(call.fallback for call in self.calls)

@@ -1,0 +1,303 @@
+"""One turn, end to end: cache, capture ∥ detect, reconcile, select, generate, persist."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from ..errors import EmptyMessage
+from ..model import (
+    Capture,
+    Detection,
+    Draft,
+    StepCall,
+    Strategy,
+    Suggestion,
+    ThreadContext,
+    ThreadKey,
+    Tier,
+    TurnInput,
+)
+from ..playbook import Playbook
+from ..ports import CallLog, ContextStore, Provider, ResponseCache, StatsSource, StepResult
+from ..settings import Settings
+from ..stats import StatsReport, build_report
+from . import reconcile, steps
+
+TierPolicy = Callable[[str, str, Mapping[str, str]], Tier]
+
+
+def always_powerful(step: str, text: str, context: Mapping[str, str]) -> Tier:
+    return "powerful"
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What capture and detect found in one message, after reconcile."""
+
+    capture: Capture
+    detection: Detection
+    merged: Mapping[str, str]
+    reconcile_triggers: tuple[str, ...]
+    results: tuple[StepResult, ...]
+    step_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        llm: Provider,
+        store: ContextStore,
+        settings: Settings,
+        playbook: Playbook,
+        cache: ResponseCache | None = None,
+        tiering: TierPolicy = always_powerful,
+        calls: CallLog | None = None,
+        sources: Mapping[str, StatsSource] | None = None,
+    ) -> None:
+        self.llm = llm
+        self.store = store
+        self.settings = settings
+        self.playbook = playbook
+        self.cache = cache
+        self.tiering = tiering
+        self.calls = calls
+        self.sources = dict(sources or {})
+        self._locks: dict[ThreadKey, asyncio.Lock] = {}
+        self._waiting: dict[ThreadKey, int] = {}
+
+    async def handle(self, turn: TurnInput) -> Suggestion:
+        """Coach one prospect message: the suggestion, already stored with the thread."""
+        text, notes = self._bounded(turn.text)
+        async with self._thread(turn.key):
+            started = time.perf_counter()
+            context = await self.store.load(turn.key)
+            suggestion = await self._cached(turn, text, context, started)
+            if suggestion is None:
+                suggestion = await self._fresh(turn, text, context, started, notes)
+            await self.store.commit_turn(turn, suggestion)
+            if self.cache is not None and suggestion.cache in ("miss", "bypass"):
+                await self.cache.store(text, context, suggestion)
+            return suggestion
+
+    async def analyse(self, text: str, context: ThreadContext) -> Analysis:
+        before = context.values()
+        tier = self.tiering
+        style = self.settings.prompt_style
+        history = context.history
+        step_ms: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if self.settings.pipeline == "sequential":
+            captured, cap_result = await steps.capture(
+                self.llm, text, before, history, tier("capture", text, before), style
+            )
+            step_ms["capture"] = _ms(t0)
+            merged = before | dict(captured.slots)
+            t1 = time.perf_counter()
+            detection, det_result = await steps.detect(
+                self.llm, text, merged, history, tier("detect", text, merged), style
+            )
+            step_ms["detect"] = _ms(t1)
+            return Analysis(captured, detection, merged, (), (cap_result, det_result), step_ms)
+
+        (captured, cap_result), (detection, det_result) = await asyncio.gather(
+            steps.capture(self.llm, text, before, history, tier("capture", text, before), style),
+            steps.detect(self.llm, text, before, history, tier("detect", text, before), style),
+        )
+        step_ms["capture"] = cap_result.call.ms
+        step_ms["detect"] = det_result.call.ms
+        merged = before | dict(captured.slots)
+        fired = reconcile.triggers(
+            detection,
+            captured,
+            before,
+            min_confidence=self.settings.reconcile_confidence,
+            max_new_slots=self.settings.reconcile_max_new_slots,
+        )
+        results: tuple[StepResult, ...] = (cap_result, det_result)
+        if fired:
+            t1 = time.perf_counter()
+            detection, again = await steps.detect(
+                self.llm, text, merged, history, tier("detect", text, merged), style
+            )
+            step_ms["reconcile"] = _ms(t1)
+            results += (again,)
+        return Analysis(captured, detection, merged, fired, results, step_ms)
+
+    async def reset(self, key: ThreadKey) -> None:
+        async with self._thread(key):
+            await self.store.reset(key)
+
+    async def feedback(self, suggestion_id: str, positive: bool) -> bool:
+        stored = await self.store.record_feedback(suggestion_id, 1 if positive else -1)
+        if stored and not positive and self.cache is not None:
+            await self.cache.forget(suggestion_id)
+        return stored
+
+    async def regenerate(self, suggestion_id: str) -> Suggestion | None:
+        """Answer the message behind a suggestion again, bypassing the cache."""
+        turn = await self.store.turn_of(suggestion_id)
+        if turn is None:
+            return None
+        return await self.handle(replace(turn, regenerate=True))
+
+    async def stats(self, window: int = 10_000) -> StatsReport:
+        turns = await self.store.recent_turns(window)
+        calls = await self.calls.recent_calls(window) if self.calls else ()
+        live = {name: source.stats() for name, source in self.sources.items()}
+        if self.cache is None:
+            live.setdefault("cache", {"enabled": False})
+        return build_report(turns, calls, live=live)
+
+    async def _fresh(
+        self,
+        turn: TurnInput,
+        text: str,
+        context: ThreadContext,
+        started: float,
+        notes: tuple[str, ...],
+    ) -> Suggestion:
+        analysis = await self.analyse(text, context)
+        strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
+        t0 = time.perf_counter()
+        draft, gen_result = await steps.generate(
+            self.llm,
+            text,
+            analysis.merged,
+            context.history,
+            analysis.detection,
+            strategy,
+            self.tiering("generate", text, analysis.merged),
+            self.settings.prompt_style,
+        )
+        step_ms = dict(analysis.step_ms) | {"generate": _ms(t0)}
+        calls = (*(r.call for r in analysis.results), gen_result.call)
+        if any(call.fallback for call in calls):
+            notes += ("LLM providers were unavailable: the offline playbook answered.",)
+        return self._suggestion(
+            turn,
+            analysis.detection,
+            strategy,
+            draft,
+            delta=analysis.capture.slots,
+            slots=analysis.merged,
+            cache="bypass" if turn.regenerate and self.cache is not None else "miss",
+            calls=calls,
+            step_ms=step_ms,
+            started=started,
+            triggers=analysis.reconcile_triggers,
+            notes=notes,
+        )
+
+    async def _cached(
+        self, turn: TurnInput, text: str, context: ThreadContext, started: float
+    ) -> Suggestion | None:
+        if self.cache is None or turn.regenerate:
+            return None
+        hit = await self.cache.lookup(text, context)
+        if hit is None:
+            return None
+        old = hit.suggestion
+        # The cached answer was made in the same deal context, so its slot delta applies here too.
+        slots = context.values() | dict(old.slots_delta)
+        return self._suggestion(
+            turn,
+            Detection(old.situation, old.confidence, old.secondary),
+            Strategy(old.strategy, old.talk_track, old.coaching_tip, ""),
+            Draft(old.reply, old.coaching_tip),
+            delta=old.slots_delta,
+            slots=slots,
+            cache="exact" if hit.tier == "exact" else "semantic",
+            calls=(),
+            step_ms={"cache": hit.lookup_ms},
+            started=started,
+            triggers=(),
+            notes=(),
+        )
+
+    def _suggestion(
+        self,
+        turn: TurnInput,
+        detection: Detection,
+        strategy: Strategy,
+        draft: Draft,
+        *,
+        delta: Mapping[str, str],
+        slots: Mapping[str, str],
+        cache: str,
+        calls: tuple[StepCall, ...],
+        step_ms: Mapping[str, float],
+        started: float,
+        triggers: tuple[str, ...],
+        notes: tuple[str, ...],
+    ) -> Suggestion:
+        return Suggestion(
+            id=uuid.uuid4().hex,
+            key=turn.key,
+            message_id=turn.message_id,
+            reply=draft.reply,
+            coaching_tip=draft.coaching_tip,
+            situation=detection.situation,
+            confidence=detection.confidence,
+            secondary=detection.secondary,
+            strategy=strategy.name,
+            talk_track=strategy.talk_track,
+            slots_delta=dict(delta),
+            slots=dict(slots),
+            cache=cache,  # type: ignore[arg-type]
+            calls=calls,
+            step_ms=step_ms,
+            latency_ms=_ms(started),
+            reconciled=bool(triggers),
+            reconcile_triggers=triggers,
+            notes=notes,
+        )
+
+    def _bounded(self, raw: str) -> tuple[str, tuple[str, ...]]:
+        text = raw.strip()
+        if not text:
+            raise EmptyMessage("Paste what the prospect said and I'll suggest a reply.")
+        limit = self.settings.max_message_chars
+        if len(text) <= limit:
+            return text, ()
+        cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+        note = f"The message was {len(text):,} characters; I read the first {len(cut):,}."
+        return cut, (note,)
+
+    def _thread(self, key: ThreadKey) -> _ThreadLock:
+        return _ThreadLock(self, key)
+
+
+class _ThreadLock:
+    """Turns of one thread run in arrival order; the lock is dropped when nobody waits."""
+
+    def __init__(self, engine: Engine, key: ThreadKey) -> None:
+        self.engine, self.key = engine, key
+
+    async def __aenter__(self) -> None:
+        engine = self.engine
+        lock = engine._locks.setdefault(self.key, asyncio.Lock())
+        engine._waiting[self.key] = engine._waiting.get(self.key, 0) + 1
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.engine._locks[self.key].release()
+        self._leave()
+
+    def _leave(self) -> None:
+        engine = self.engine
+        engine._waiting[self.key] -= 1
+        if not engine._waiting[self.key]:
+            del engine._waiting[self.key], engine._locks[self.key]
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000

@@ -1,0 +1,86 @@
+"""The four steps. Each asks the provider for one typed value; select asks the playbook."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+from ..errors import InvalidOutput
+from ..model import Capture, Detection, Draft, PromptStyle, Strategy, Tier
+from ..playbook import Playbook
+from ..ports import Provider, StepRequest, StepResult
+
+
+async def capture(
+    llm: Provider,
+    text: str,
+    context: Mapping[str, str],
+    history: tuple[str, ...],
+    tier: Tier,
+    style: PromptStyle,
+) -> tuple[Capture, StepResult]:
+    result = await llm.complete(
+        StepRequest("capture", text, context, history, tier=tier, style=style)
+    )
+    value = _expect(result, Capture)
+    # Providers may repeat what the thread already knows; only changes count as news.
+    delta = {
+        name: v
+        for name, v in value.slots.items()
+        if context.get(name, "").casefold() != v.casefold()
+    }
+    return Capture(delta, value.confidence), result
+
+
+async def detect(
+    llm: Provider,
+    text: str,
+    context: Mapping[str, str],
+    history: tuple[str, ...],
+    tier: Tier,
+    style: PromptStyle,
+) -> tuple[Detection, StepResult]:
+    result = await llm.complete(
+        StepRequest("detect", text, context, history, tier=tier, style=style)
+    )
+    return _expect(result, Detection), result
+
+
+def select(playbook: Playbook, detection: Detection, slots: Mapping[str, str]) -> Strategy:
+    return playbook.select(detection.situation, slots)
+
+
+async def generate(
+    llm: Provider,
+    text: str,
+    context: Mapping[str, str],
+    history: tuple[str, ...],
+    detection: Detection,
+    strategy: Strategy,
+    tier: Tier,
+    style: PromptStyle,
+) -> tuple[Draft, StepResult]:
+    request = StepRequest(
+        "generate",
+        text,
+        context,
+        history,
+        tier=tier,
+        style=style,
+        detection=detection,
+        strategy=strategy,
+    )
+    result = await llm.complete(request)
+    return _expect(result, Draft), result
+
+
+T = TypeVar("T")
+
+
+def _expect(result: StepResult, kind: type[T]) -> T:
+    if not isinstance(result.value, kind):
+        raise InvalidOutput(
+            f"{result.call.provider} answered {type(result.value).__name__} "
+            f"for a {kind.__name__} step"
+        )
+    return result.value

@@ -1,0 +1,91 @@
+"""The playbook: situation and known slots -> strategy. Deterministic, kept as data."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from .model import Strategy
+from .taxonomy import SITUATIONS, SLOTS
+
+_PLACEHOLDER = re.compile(r"\{(\w+)(?:\|([^}]*))?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    situation: str
+    when: tuple[str, ...]
+    strategy: Strategy
+
+
+class Playbook:
+    def __init__(self, plays: tuple[Play, ...]) -> None:
+        missing = set(SITUATIONS) - {p.situation for p in plays if not p.when}
+        if missing:
+            raise ValueError(f"playbook has no unconditional play for: {sorted(missing)}")
+        self.plays = plays
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Playbook:
+        text = (
+            path.read_text("utf-8")
+            if path
+            else (Path(__file__).parent / "playbook.toml").read_text("utf-8")
+        )
+        plays = []
+        for i, raw in enumerate(tomllib.loads(text)["play"]):
+            if raw["situation"] not in SITUATIONS:
+                raise ValueError(f"playbook play {i}: unknown situation {raw['situation']!r}")
+            when = tuple(raw.get("when", ()))
+            if unknown := set(when) - set(SLOTS):
+                raise ValueError(f"playbook play {i}: unknown slots {sorted(unknown)}")
+            plays.append(
+                Play(
+                    situation=raw["situation"],
+                    when=when,
+                    strategy=Strategy(
+                        name=raw["strategy"],
+                        talk_track=raw["talk_track"],
+                        coaching_tip=raw["coaching_tip"],
+                        reply_template=raw["reply"],
+                    ),
+                )
+            )
+        return cls(tuple(plays))
+
+    def select(self, situation: str, slots: Mapping[str, str]) -> Strategy:
+        for play in self.plays:
+            if play.situation == situation and all(slots.get(s) for s in play.when):
+                return _filled(play.strategy, slots)
+        raise KeyError(situation)
+
+
+@cache
+def default_playbook() -> Playbook:
+    return Playbook.load()
+
+
+def fill(template: str, slots: Mapping[str, str]) -> str:
+    """Put thread slots into a template; `{slot|fallback}` covers unknown slots."""
+
+    def value(match: re.Match[str]) -> str:
+        name, fallback = match.group(1), match.group(2)
+        known = slots.get(name)
+        if known:
+            return f" {known}" if fallback == " " else known
+        return "" if fallback == " " else (fallback or "")
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+def _filled(strategy: Strategy, slots: Mapping[str, str]) -> Strategy:
+    return Strategy(
+        name=strategy.name,
+        talk_track=fill(strategy.talk_track, slots),
+        coaching_tip=fill(strategy.coaching_tip, slots),
+        reply_template=strategy.reply_template,
+    )

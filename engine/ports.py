@@ -1,0 +1,156 @@
+"""The engine's ports: what it needs from the outside world, as protocols.
+
+Adapters live elsewhere: LLM providers in `engine.llm`, SQLite in `storage`, embedders in
+`engine.cache`. The engine only ever sees these shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .model import (
+    Detection,
+    PromptStyle,
+    StepCall,
+    StepValue,
+    Strategy,
+    Suggestion,
+    ThreadContext,
+    ThreadKey,
+    Tier,
+    TurnInput,
+)
+from .taxonomy import Step
+
+
+@dataclass(frozen=True, slots=True)
+class StepRequest:
+    """Everything a provider needs to answer one step, and nothing it must look up."""
+
+    step: Step
+    text: str
+    context: Mapping[str, str] = field(default_factory=dict)
+    history: tuple[str, ...] = ()
+    tier: Tier = "powerful"
+    style: PromptStyle = "compact"
+    # Set for generate only.
+    detection: Detection | None = None
+    strategy: Strategy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    value: StepValue
+    call: StepCall
+
+
+class Provider(Protocol):
+    """Answers one pipeline step with a contract-valid, typed value, or raises ProviderError."""
+
+    name: str
+
+    async def complete(self, request: StepRequest) -> StepResult: ...
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Unit-length rows, one per text."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One finished turn, as the stats see it."""
+
+    at: float
+    latency_ms: float
+    step_ms: Mapping[str, float]
+    cache: str
+    reconciled: bool
+    triggers: tuple[str, ...]
+    situation: str
+    feedback: int | None  # +1, -1 or None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One provider request: the prompt and the answer, kept for inspection and stats."""
+
+    at: float
+    step: str
+    provider: str
+    model: str
+    tier: str
+    outcome: str  # "win", "cancelled", "error:<kind>", "ok"
+    ms: float
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    prompt: str = ""
+    response: str = ""
+
+
+class ContextStore(Protocol):
+    async def load(self, key: ThreadKey) -> ThreadContext: ...
+
+    async def commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> ThreadContext:
+        """Store the message, merge its slots and keep the suggestion: one transaction."""
+        ...
+
+    async def reset(self, key: ThreadKey) -> None: ...
+
+    async def turn_of(self, suggestion_id: str) -> TurnInput | None:
+        """The message a suggestion answered."""
+        ...
+
+    async def record_feedback(self, suggestion_id: str, value: int) -> bool:
+        """Store +1/-1 on a suggestion; False when there is no such suggestion."""
+        ...
+
+    async def recent_turns(self, limit: int) -> Sequence[TurnRecord]: ...
+
+    async def add_counters(self, deltas: Mapping[str, int]) -> None: ...
+
+    async def counters(self) -> Mapping[str, int]: ...
+
+
+class CallLog(Protocol):
+    async def log_calls(self, records: Sequence[CallRecord]) -> None: ...
+
+    async def recent_calls(self, limit: int) -> Sequence[CallRecord]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """A stored suggestion the cache judged valid for a new message."""
+
+    suggestion: Suggestion
+    tier: str  # "exact" or "semantic"
+    lookup_ms: float
+    similarity: float = 1.0
+
+
+class ResponseCache(Protocol):
+    async def lookup(self, text: str, context: ThreadContext) -> CachedAnswer | None: ...
+
+    async def store(self, text: str, context: ThreadContext, suggestion: Suggestion) -> None: ...
+
+    async def forget(self, suggestion_id: str) -> None:
+        """Evict an entry whose suggestion got negative feedback; it is never served again."""
+        ...
+
+    def stats(self) -> Mapping[str, object]: ...
+
+
+class StatsSource(Protocol):
+    """A live component that reports its own figures (cache size, circuit states...)."""
+
+    def stats(self) -> Mapping[str, object]: ...

@@ -1,0 +1,224 @@
+"""One typed settings object, read from the environment once, in `app.py`, and passed down."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+PipelineMode = Literal["parallel", "sequential"]
+RouterMode = Literal["single", "race", "hedge"]
+EmbedderChoice = Literal["auto", "openai", "minilm", "none"]
+
+
+class SettingsError(ValueError):
+    """A variable is set to something we cannot use; the message names it."""
+
+
+class Secret(str):
+    """A string that never shows itself in reprs, logs or tracebacks of settings."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An extra OpenAI-compatible endpoint (Gemini, vLLM, Ollama...) that joins the race."""
+
+    name: str
+    base_url: str
+    api_key: Secret | None
+    fast_model: str
+    powerful_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db_path: Path = Path("sales-agent.db")
+    max_message_chars: int = 4000
+    history_window: int = 6
+    pipeline: PipelineMode = "parallel"
+    reconcile_confidence: float = 0.7
+    reconcile_max_new_slots: int = 3
+
+    # LLM providers
+    anthropic_api_key: Secret | None = None
+    anthropic_base_url: str | None = None
+    openai_api_key: Secret | None = None
+    openai_base_url: str | None = None
+    endpoints: tuple[Endpoint, ...] = ()
+    anthropic_fast_model: str = "claude-3-5-haiku-latest"
+    anthropic_powerful_model: str = "claude-sonnet-4-20250514"
+    openai_fast_model: str = "gpt-4o-mini"
+    openai_powerful_model: str = "gpt-4o"
+    router: RouterMode = "hedge"
+    tiering: bool = True
+    prompt_style: Literal["compact", "verbose"] = "compact"
+    step_budget_s: float = 8.0
+    http2: bool = True
+
+    # Response cache
+    cache: bool = True
+    cache_ttl_s: float = 3600.0
+    cache_size: int = 1000
+    embedder: EmbedderChoice = "auto"
+    semantic_threshold: float | None = None
+
+    # Slack
+    slack_bot_token: Secret | None = None
+    slack_app_token: Secret | None = None
+    slack_api_url: str | None = None
+    admins: frozenset[str] = field(default_factory=frozenset)
+    http_port: int | None = None
+
+    log_level: str = "INFO"
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_app_token)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        r = _Reader(env)
+        return cls(
+            db_path=Path(r.text("SALES_AGENT_DB", "sales-agent.db")),
+            max_message_chars=r.integer("SALES_AGENT_MAX_CHARS", 4000, minimum=200),
+            history_window=r.integer("SALES_AGENT_HISTORY", 6, minimum=0),
+            pipeline=r.choice("SALES_AGENT_PIPELINE", "parallel", PipelineMode),
+            anthropic_api_key=r.secret("ANTHROPIC_API_KEY"),
+            anthropic_base_url=r.optional("ANTHROPIC_BASE_URL"),
+            openai_api_key=r.secret("OPENAI_API_KEY"),
+            openai_base_url=r.optional("OPENAI_BASE_URL"),
+            endpoints=_endpoints(r.optional("SALES_AGENT_ENDPOINTS"), env),
+            anthropic_fast_model=r.text("SALES_AGENT_ANTHROPIC_FAST", "claude-3-5-haiku-latest"),
+            anthropic_powerful_model=r.text(
+                "SALES_AGENT_ANTHROPIC_POWERFUL", "claude-sonnet-4-20250514"
+            ),
+            openai_fast_model=r.text("SALES_AGENT_OPENAI_FAST", "gpt-4o-mini"),
+            openai_powerful_model=r.text("SALES_AGENT_OPENAI_POWERFUL", "gpt-4o"),
+            router=r.choice("SALES_AGENT_ROUTER", "hedge", RouterMode),
+            tiering=r.flag("SALES_AGENT_TIERING", True),
+            prompt_style=r.choice("SALES_AGENT_PROMPTS", "compact", Literal["compact", "verbose"]),
+            step_budget_s=r.number("SALES_AGENT_STEP_BUDGET_S", 8.0, minimum=0.1),
+            http2=r.flag("SALES_AGENT_HTTP2", True),
+            cache=r.flag("SALES_AGENT_CACHE", True),
+            cache_ttl_s=r.number("SALES_AGENT_CACHE_TTL_S", 3600.0, minimum=0.0),
+            cache_size=r.integer("SALES_AGENT_CACHE_SIZE", 1000, minimum=1),
+            embedder=r.choice("SALES_AGENT_EMBEDDER", "auto", EmbedderChoice),
+            semantic_threshold=r.optional_float("SALES_AGENT_SEMANTIC_THRESHOLD"),
+            slack_bot_token=r.secret("SLACK_BOT_TOKEN"),
+            slack_app_token=r.secret("SLACK_APP_TOKEN"),
+            slack_api_url=r.optional("SLACK_API_URL"),
+            admins=frozenset(
+                a.strip() for a in r.text("SALES_AGENT_ADMINS", "").split(",") if a.strip()
+            ),
+            http_port=r.optional_int("SALES_AGENT_HTTP_PORT"),
+            log_level=r.text("SALES_AGENT_LOG_LEVEL", "INFO").upper(),
+        )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def secret(self, name: str) -> Secret | None:
+        value = self.optional(name)
+        return Secret(value) if value else None
+
+    def integer(self, name: str, default: int, minimum: int | None = None) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def optional_int(self, name: str) -> int | None:
+        return self.integer(name, 0) if self.optional(name) is not None else None
+
+    def number(self, name: str, default: float, minimum: float | None = None) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def optional_float(self, name: str) -> float | None:
+        return self.number(name, 0.0) if self.optional(name) is not None else None
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+    def choice(self, name: str, default: str, options: Any) -> Any:
+        allowed = get_args(options)
+        value = self.text(name, default)
+        if value not in allowed:
+            raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+
+def _endpoints(raw: str | None, env: Mapping[str, str]) -> tuple[Endpoint, ...]:
+    """Extra endpoints: inline JSON, or the path of a JSON file, holding a list of objects
+    {"name", "base_url", "key_env", "fast_model", "powerful_model"}."""
+    if raw is None:
+        return ()
+    text = raw
+    if not raw.lstrip().startswith("["):
+        path = Path(raw)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(f"SALES_AGENT_ENDPOINTS: cannot read {path}: {exc}") from None
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"SALES_AGENT_ENDPOINTS is not valid JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise SettingsError("SALES_AGENT_ENDPOINTS must be a JSON list of endpoints")
+    endpoints = []
+    for i, item in enumerate(items):
+        try:
+            model = item.get("model")
+            key = env.get(item["key_env"], "") if item.get("key_env") else ""
+            endpoints.append(
+                Endpoint(
+                    name=str(item["name"]),
+                    base_url=str(item["base_url"]),
+                    api_key=Secret(key) if key else None,
+                    fast_model=str(item.get("fast_model") or model),
+                    powerful_model=str(item.get("powerful_model") or model),
+                )
+            )
+        except (KeyError, TypeError, AttributeError):
+            raise SettingsError(
+                f"SALES_AGENT_ENDPOINTS item {i} needs name, base_url and model "
+                "(or fast_model and powerful_model)"
+            ) from None
+    return tuple(endpoints)

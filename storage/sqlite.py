@@ -1,0 +1,276 @@
+"""The SQLite store: thread context, messages, suggestions, counters and the LLM call log.
+
+All database work runs on one dedicated thread with one connection, so the event loop never
+blocks on disk and writes are serialised without lock contention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from engine.codec import suggestion_from_dict, suggestion_to_dict
+from engine.model import SlotValue, Suggestion, ThreadContext, ThreadKey, TurnInput
+from engine.ports import CallRecord, TurnRecord
+
+from .migrations import migrate
+
+T = TypeVar("T")
+
+
+class SqliteStore:
+    def __init__(self, path: Path | str, *, history_window: int = 6) -> None:
+        self.path = Path(path)
+        self.history_window = history_window
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+        self._db: Database | None = None
+
+    @classmethod
+    async def open(cls, path: Path | str, *, history_window: int = 6) -> SqliteStore:
+        store = cls(path, history_window=history_window)
+        await store._run(store._connect)
+        return store
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.conn.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    # ContextStore ----------------------------------------------------------------------
+
+    async def load(self, key: ThreadKey) -> ThreadContext:
+        return await self._run(self._load, key)
+
+    async def commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> ThreadContext:
+        return await self._run(self._commit_turn, turn, suggestion)
+
+    async def reset(self, key: ThreadKey) -> None:
+        def reset() -> None:
+            with self.db.conn:
+                self.db.execute("DELETE FROM slots WHERE thread_key = ?", [str(key)])
+                self.db.execute(
+                    "UPDATE threads SET last_situation = NULL WHERE key = ?", [str(key)]
+                )
+
+        await self._run(reset)
+
+    async def record_feedback(self, suggestion_id: str, value: int) -> bool:
+        def record() -> bool:
+            with self.db.conn:
+                cursor = self.db.execute(
+                    "UPDATE suggestions SET feedback = ? WHERE id = ?", [value, suggestion_id]
+                )
+            return cursor.rowcount > 0
+
+        return await self._run(record)
+
+    async def suggestion(self, suggestion_id: str) -> Suggestion | None:
+        def read() -> Suggestion | None:
+            row = self.db.execute(
+                "SELECT body FROM suggestions WHERE id = ?", [suggestion_id]
+            ).fetchone()
+            return suggestion_from_dict(json.loads(row[0])) if row else None
+
+        return await self._run(read)
+
+    async def turn_of(self, suggestion_id: str) -> TurnInput | None:
+        """The message a suggestion answered, to answer it again."""
+
+        def read() -> TurnInput | None:
+            row = self.db.execute(
+                "SELECT m.id, m.thread_key, m.author, m.text, m.ts FROM suggestions s "
+                "JOIN messages m ON m.id = s.message_id WHERE s.id = ?",
+                [suggestion_id],
+            ).fetchone()
+            if row is None:
+                return None
+            return TurnInput(
+                key=ThreadKey.parse(row[1]),
+                text=row[3],
+                message_id=row[0],
+                author=row[2],
+                ts=row[4],
+            )
+
+        return await self._run(read)
+
+    async def recent_turns(self, limit: int) -> Sequence[TurnRecord]:
+        def read() -> list[TurnRecord]:
+            rows = self.db.execute(
+                "SELECT created_at, body, feedback FROM suggestions "
+                "ORDER BY created_at DESC LIMIT ?",
+                [limit],
+            ).fetchall()
+            records = []
+            for at, body, feedback in rows:
+                s = json.loads(body)
+                records.append(
+                    TurnRecord(
+                        at=at,
+                        latency_ms=s["latency_ms"],
+                        step_ms=s["step_ms"],
+                        cache=s["cache"],
+                        reconciled=s["reconciled"],
+                        triggers=tuple(s["reconcile_triggers"]),
+                        situation=s["situation"],
+                        feedback=feedback,
+                    )
+                )
+            return records
+
+        return await self._run(read)
+
+    async def add_counters(self, deltas: Mapping[str, int]) -> None:
+        def add() -> None:
+            with self.db.conn:
+                self.db.conn.executemany(
+                    "INSERT INTO counters(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    list(deltas.items()),
+                )
+
+        await self._run(add)
+
+    async def counters(self) -> Mapping[str, int]:
+        return await self._run(
+            lambda: dict(self.db.execute("SELECT name, value FROM counters").fetchall())
+        )
+
+    # CallLog ---------------------------------------------------------------------------
+
+    async def log_calls(self, records: Sequence[CallRecord]) -> None:
+        def log() -> None:
+            with self.db.conn:
+                self.db.conn.executemany(
+                    "INSERT INTO llm_calls(at, step, provider, model, tier, outcome, ms, "
+                    "tokens_in, tokens_out, cost_usd, prompt, response) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            r.at,
+                            r.step,
+                            r.provider,
+                            r.model,
+                            r.tier,
+                            r.outcome,
+                            r.ms,
+                            r.tokens_in,
+                            r.tokens_out,
+                            r.cost_usd,
+                            r.prompt,
+                            r.response,
+                        )
+                        for r in records
+                    ],
+                )
+
+        await self._run(log)
+
+    async def recent_calls(self, limit: int) -> Sequence[CallRecord]:
+        def read() -> list[CallRecord]:
+            rows = self.db.execute(
+                "SELECT at, step, provider, model, tier, outcome, ms, tokens_in, tokens_out, "
+                "cost_usd FROM llm_calls ORDER BY id DESC LIMIT ?",
+                [limit],
+            ).fetchall()
+            return [CallRecord(*row) for row in rows]
+
+        return await self._run(read)
+
+    # Worker-thread side ----------------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise RuntimeError("the store is closed")
+        return self._db
+
+    def _connect(self) -> None:
+        if self.path.parent != Path(""):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        # isolation_level=None leaves transactions to us: `with conn` below must BEGIN itself.
+        conn.isolation_level = "DEFERRED"
+        self._db = Database(conn)
+        migrate(self._db)
+
+    def _load(self, key: ThreadKey) -> ThreadContext:
+        k = str(key)
+        thread = self.db.execute(
+            "SELECT turns, last_situation FROM threads WHERE key = ?", [k]
+        ).fetchone()
+        if thread is None:
+            return ThreadContext(key=key)
+        slots = {
+            name: SlotValue(value, message_id, at)
+            for name, value, message_id, at in self.db.execute(
+                "SELECT name, value, message_id, set_at FROM slots WHERE thread_key = ?", [k]
+            )
+        }
+        history: tuple[str, ...] = ()
+        if self.history_window:
+            rows = self.db.execute(
+                "SELECT text FROM messages WHERE thread_key = ? ORDER BY created_at DESC LIMIT ?",
+                [k, self.history_window],
+            ).fetchall()
+            history = tuple(row[0] for row in reversed(rows))
+        return ThreadContext(
+            key=key, slots=slots, turns=thread[0], last_situation=thread[1], history=history
+        )
+
+    def _commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> ThreadContext:
+        k = str(turn.key)
+        now = time.time()
+        with self.db.conn:
+            new_message = self.db.execute(
+                "INSERT OR IGNORE INTO messages(id, thread_key, author, text, ts, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [turn.message_id, k, turn.author, turn.text, turn.ts, now],
+            ).rowcount
+            self.db.execute(
+                "INSERT INTO threads(key, turns, last_situation, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET turns = turns + excluded.turns, "
+                "last_situation = excluded.last_situation, updated_at = excluded.updated_at",
+                [k, new_message, suggestion.situation, now],
+            )
+            self.db.conn.executemany(
+                "INSERT INTO slots(thread_key, name, value, message_id, set_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(thread_key, name) DO UPDATE SET "
+                "value = excluded.value, message_id = excluded.message_id, "
+                "set_at = excluded.set_at",
+                [
+                    (k, name, value, turn.message_id, now)
+                    for name, value in suggestion.slots_delta.items()
+                ],
+            )
+            self.db.execute(
+                "INSERT INTO suggestions(id, thread_key, message_id, created_at, situation, cache, "
+                "latency_ms, reconciled, feedback, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                [
+                    suggestion.id,
+                    k,
+                    turn.message_id,
+                    now,
+                    suggestion.situation,
+                    suggestion.cache,
+                    suggestion.latency_ms,
+                    int(suggestion.reconciled),
+                    json.dumps(suggestion_to_dict(suggestion)),
+                ],
+            )
+        return self._load(turn.key)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

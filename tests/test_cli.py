@@ -1,0 +1,148 @@
+"""The command line, run as a user runs it: a subprocess with its own database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def run(
+    tmp_path: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ANTHROPIC_", "OPENAI_"))
+    }
+    environ |= {"SALES_AGENT_DB": str(tmp_path / "cli.db"), **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+
+def test_chat_with_piped_stdin_prints_one_card_per_line(tmp_path: Path) -> None:
+    out = run(
+        tmp_path,
+        "chat",
+        stdin="We already use Gong and honestly it's too expensive for us\n\nWe're 40 reps\n",
+    )
+    assert out.returncode == 0, out.stderr
+    cards = out.stdout.split("── ")[1:]
+    assert len(cards) == 2
+    assert "Competitor: Gong" in cards[0] and (
+        "Price objection" in cards[0] or "Competitor mention" in cards[0]
+    )
+    assert "Suggested reply:" in cards[0]
+    assert "Competitor: Gong" in cards[1] and "Team size: 40 (new)" in cards[1]
+
+
+def test_run_without_slack_tokens_falls_back_to_console(tmp_path: Path) -> None:
+    out = run(tmp_path, "run", stdin="Does it integrate with HubSpot?\n")
+    assert out.returncode == 0
+    assert "starting the console chat" in out.stderr
+    assert "Feature question" in out.stdout
+
+
+def test_replay_jsonl_json_output(tmp_path: Path) -> None:
+    f = tmp_path / "turns.jsonl"
+    f.write_text(
+        '{"thread": "a", "text": "We use Gong, 25 reps"}\n'
+        '{"thread": "b", "text": "Does it do SSO?"}\n'
+        '{"thread": "a", "text": "It is too expensive"}\n'
+    )
+    out = run(tmp_path, "replay", str(f), "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["thread"].split("/")[-1] for r in rows] == ["a", "a", "b"]
+    keys = {
+        "situation",
+        "confidence",
+        "slots",
+        "slots_delta",
+        "strategy",
+        "reply",
+        "coaching_tip",
+        "cache",
+        "providers",
+        "latency_ms",
+        "step_ms",
+    }
+    assert keys <= rows[0].keys()
+    assert rows[1]["slots"] == {
+        "competitor": "Gong",
+        "team_size": "25",
+        "objection": "too expensive",
+    }
+    assert rows[1]["providers"]["detect"] == "offline/rules-v1"
+
+
+def test_replay_plain_lines_share_one_thread(tmp_path: Path) -> None:
+    f = tmp_path / "plain.txt"
+    f.write_text("We use HubSpot\nwe're 12 people\n")
+    out = run(tmp_path, "replay", str(f), "--json")
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert rows[1]["slots"] == {"competitor": "HubSpot", "team_size": "12"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"thread": "a", "text": "ok"}\n{"thread": "a", "txt": "oops"}\n', "turns.jsonl:2"),
+        (b'{"thread": "a", "text": "ok"}\n{not json\n', "turns.jsonl:2"),
+        (b"caf\xe9 is too expensive\n", "not UTF-8"),
+    ],
+)
+def test_replay_bad_files_are_clear_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    f = tmp_path / "turns.jsonl"
+    f.write_bytes(content)
+    out = run(tmp_path, "replay", str(f))
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_missing_file_and_unknown_option(tmp_path: Path) -> None:
+    missing = run(tmp_path, "replay", str(tmp_path / "nope.txt"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    unknown = run(tmp_path, "stats", "--bogus")
+    assert unknown.returncode == 2 and "unrecognized arguments: --bogus" in unknown.stderr
+
+
+def test_bad_setting_is_named(tmp_path: Path) -> None:
+    out = run(tmp_path, "stats", env={"SALES_AGENT_CACHE_SIZE": "lots"})
+    assert out.returncode == 2 and "SALES_AGENT_CACHE_SIZE" in out.stderr
+
+
+def test_eval_json_reports_the_metrics(tmp_path: Path) -> None:
+    out = run(tmp_path, "eval", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["n"] >= 200
+    for key in (
+        "situation_accuracy",
+        "situation_macro_f1",
+        "slot_precision",
+        "slot_recall",
+        "slot_f1",
+    ):
+        assert 0.0 <= report[key] <= 1.0
+    assert set(report["value_accuracy"]) == {"competitor", "team_size"}
+    assert sum(v["n"] for v in report["per_label"].values()) == report["n"]
+
+
+def test_stats_after_turns(tmp_path: Path) -> None:
+    run(tmp_path, "chat", stdin="We use Gong\nDoes it do SSO?\n")
+    out = run(tmp_path, "stats", "--json")
+    report = json.loads(out.stdout)
+    assert report["turns"] == 2
+    assert report["latency"]["end_to_end"]["p50"] > 0
