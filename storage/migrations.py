@@ -72,7 +72,57 @@ def _v2_llm_calls(db: Database) -> None:
     db["llm_calls"].create_index(["at"])
 
 
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (_v1_threads, _v2_llm_calls)
+def _v3_cache_entries(db: Database) -> None:
+    db["cache_entries"].create(
+        {
+            "key": str,  # exact-tier key: sha256 of normalised text, fingerprint, versions
+            "fingerprint": str,  # the context fingerprint that scopes semantic matches
+            "version": str,  # prompt and model version; another version never matches
+            "text": str,  # the normalised message, for the guard
+            "embedder": str,
+            "vector": bytes,  # float32 little-endian, unit length; NULL without an embedder
+            "suggestion_id": str,
+            "body": str,  # the cached suggestion as JSON
+            "created_at": float,
+            "used_at": float,
+            "hits": int,
+        },
+        pk="key",
+    )
+    db["cache_entries"].create_index(["suggestion_id"])
+    db["cache_entries"].create_index(["used_at"])
+
+
+def _v4_inbox(db: Database) -> None:
+    db["inbox"].create(
+        {
+            "id": str,  # Slack's event_id (or team:channel:ts): redeliveries collide here
+            "team": str,
+            "channel": str,
+            "thread_ts": str,
+            "ts": str,
+            "user": str,
+            "text": str,
+            "payload": str,  # what the bot needs to process it again after a restart
+            "state": str,  # pending, done, failed
+            "attempts": int,
+            "received_at": float,
+            "done_at": float,
+            "reply_ts": str,
+            "suggestion_id": str,
+            "error": str,
+        },
+        pk="id",
+    )
+    db["inbox"].create_index(["state", "received_at"])
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (
+    _v1_threads,
+    _v2_llm_calls,
+    _v3_cache_entries,
+    _v4_inbox,
+)
 
 
 def migrate(db: Database) -> int:
