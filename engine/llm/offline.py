@@ -11,11 +11,11 @@ from typing import Any, cast
 
 from .. import contract
 from ..model import Draft, StepCall, StepValue, Strategy
-from ..taxonomy import Step
 from ..playbook import default_playbook, fill
 from ..ports import StepRequest, StepResult
 from ..rules.capture import capture
 from ..rules.detect import detect
+from ..taxonomy import Step
 
 MODEL = "rules-v1"
 
