@@ -1,4 +1,10 @@
-"""Rule-based situation detection: weighted cue patterns, scored and compared.
+"""Rule-based situation detection: weighted cue patterns, read in context, scored and compared.
+
+A message is read once (`read`, cached): it is split into sentences that do or do not ask a
+question, every cue of `cues.toml` is matched, a cue that a negation cancels ("not too
+expensive") is dropped, and feature combinations (a price word together with pushback) add
+their weight. `detect` then adds what the thread already knows, applies the priorities and
+ranks the situations.
 
 Confidence reflects how strong the winning cues are and how clearly they beat the runner-up,
 so weak or contested evidence falls under the reconcile threshold.
@@ -8,59 +14,409 @@ from __future__ import annotations
 
 import re
 import tomllib
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ..model import Detection
 from ..taxonomy import SITUATIONS
-from .text import normalised
+from .text import Scan, Scanner, sentences
+
+HERE = Path(__file__).parent
+
+# Situations in which the prospect pushes back: capture files their cue phrase as an objection.
+OBJECTIONS = frozenset(
+    {
+        "price_objection",
+        "timing_objection",
+        "authority_objection",
+        "status_quo_objection",
+        "risk_concern",
+        "not_interested",
+    }
+)
+# Discovery is the catch-all for a prospect describing their world: when an explicit objection
+# scores at least OBJECTION_FLOOR, discovery's score is scaled by this before ranking.
+DISCOVERY_YIELD = 0.75
+OBJECTION_FLOOR = 2.5
+FULL_CUE = 2.5
+
+_NEGATORS = frozenset(
+    {"not", "no", "never", "hardly", "nothing", "nobody", "without", "nor", "cannot", "neither"}
+)
+_BARE_NEGATIONS = frozenset({"dont", "doesnt", "isnt", "cant", "wont", "didnt", "arent"})
+_HYPOTHETICAL = frozenset({"if", "unless", "whether"})
+# Words that open a new clause: a negation before them does not reach the cue after them.
+_SCOPE_BREAKS = frozenset(
+    {
+        "but", "and", "or", "so", "because", "though", "although", "however", "yet", "while",
+        "which", "that", "when", "until", "till", "before", "after", "since", "only", "just",
+        "even", "than",
+    }
+)  # fmt: skip
+_TOKEN = re.compile(r"[\w']+|[^\w\s']")
+_MONEY = re.compile(
+    r"[$€£]\s?\d|\b\d[\d,]*(?:\.\d+)?\s?(?:k|usd|eur|gbp|dollars|euros|bucks)\b"
+    r"|\b(?:five|six|seven|low|mid|high)[- ](?:five[- ]|six[- ])?figures?\b"
+)
+_BUILT_IN = frozenset({"question", "vendor", "money"})
+# Nouns an everyday word that is also a vendor's name ("Close", "Ramp", "Outreach") qualifies.
+_QUALIFIED = re.compile(
+    r" (?:time|times|rates?|volume|leads?|efforts?|calls?|emails?|campaigns?|sequences?|"
+    r"cadences?|metrics|numbers|process|motion|strategy|plans?|dates?|cycles?|quality|"
+    r"activity|activities|performance|reps?|team|teams|targets?|goals?|speed|periods?)\b"
+)
+_CLAUSE_ENDS = (".", "?", "!", "\n", ";", ",", " - ", ":")
+_PHRASE_TAIL = 4  # words a phrase may take from the rest of its clause
 
 
 @dataclass(frozen=True, slots=True)
 class Cue:
-    pattern: re.Pattern[str]
+    number: int  # its pattern in the lexicon's scanner
+    weight: float
+    # True: counts only inside a question; False: only outside one; None: anywhere.
+    asks: bool | None = None
+    negatable: bool = True
+    # Whether "if"/"unless" before it leaves it standing (a risk is often hypothetical).
+    hypothetical: bool = False
+    objection: bool = False
+    pain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Combo:
+    features: frozenset[str]
     weight: float
 
 
-@cache
-def cues() -> dict[str, tuple[Cue, ...]]:
-    raw = tomllib.loads((Path(__file__).parent / "cues.toml").read_text("utf-8"))
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """cues.toml and vendors.txt, compiled: every pattern sits in one scanner."""
+
+    scanner: Scanner
+    features: Mapping[str, int]  # feature family -> pattern number
+    negatable: frozenset[str]  # the feature families a negation cancels
+    cues: Mapping[str, tuple[Cue, ...]]
+    combos: Mapping[str, tuple[Combo, ...]]
+    vendor_names: Mapping[str, str]  # lower-cased alias -> canonical name
+    loose_vendors: int  # pattern number: aliases matched in any case
+    strict_vendors: int  # pattern number: the same for capitalised-only aliases (lower-cased)
+    strict_cased: re.Pattern[str]  # capitalised-only aliases, case-sensitive
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    situation: str
+    start: int
+    end: int
+    weight: float
+    asks: bool
+    objection: bool
+    pain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the rules see in one message, before any thread context."""
+
+    text: str  # lower-cased plain sentences, one a line
+    cased: str  # the same, case kept (same length, so spans fit both)
+    hits: tuple[Hit, ...]
+    features: frozenset[str]
+    scores: Mapping[str, float]
+    # Where each [features] family first matched (not negated): (start, end) in `text`.
+    feature_spans: Mapping[str, tuple[int, int]]
+    vendor: tuple[int, str] | None  # the first vendor named: (offset, canonical name)
+
+    def span(self, hit: Hit) -> str:
+        """The clause around a hit: the cue phrase with the words that complete it."""
+        return clause(self.cased, hit.start, hit.end)
+
+    def phrase(self, start: int, end: int) -> str:
+        """The words matched, with the rest of their clause when that is short: "too
+        expensive for us", not the whole sentence around it."""
+        stop = min(
+            (at for sep in _CLAUSE_ENDS if (at := self.cased.find(sep, end)) != -1),
+            default=len(self.cased),
+        )
+        if len(self.cased[end:stop].split()) <= _PHRASE_TAIL:
+            end = stop
+        return self.cased[start:end].strip(" -:;,'\"()")
+
+    def feature_phrase(self, name: str) -> str | None:
+        """The phrase of the first match of a feature family, if it matched."""
+        where = self.feature_spans.get(name)
+        return self.phrase(*where) if where else None
+
+
+def _load() -> Lexicon:
+    raw = tomllib.loads((HERE / "cues.toml").read_text("utf-8"))
+    patterns: list[re.Pattern[str]] = []
+
+    def add(pattern: re.Pattern[str]) -> int:
+        patterns.append(pattern)
+        return len(patterns) - 1
+
+    families = dict(raw.pop("features", {}))
+    negatable = frozenset(families.pop("negatable", ()))
+    features = {name: add(_compile(p)) for name, p in families.items()}
+    if negatable - set(features):
+        raise ValueError(f"cues.toml: negatable names unknown features {negatable - set(features)}")
     table: dict[str, tuple[Cue, ...]] = {}
+    combos: dict[str, tuple[Combo, ...]] = {}
     for situation, spec in raw.items():
         if situation not in SITUATIONS:
             raise ValueError(f"cues.toml: unknown situation {situation!r}")
-        table[situation] = tuple(
-            Cue(re.compile(p, re.IGNORECASE), float(w)) for p, w in spec["cues"]
+        table[situation] = tuple(_cue(entry, add) for entry in spec.get("cues", ()))
+        combos[situation] = tuple(
+            Combo(frozenset(names), float(weight)) for names, weight in spec.get("combos", ())
         )
-    return table
+        unknown = {n for c in combos[situation] for n in c.features} - set(features)
+        unknown = {n for n in unknown if n not in _BUILT_IN and not n.startswith("ctx:")}
+        if unknown:
+            raise ValueError(f"cues.toml: {situation} combines unknown features {unknown}")
+    names, loose, strict = _vendor_aliases()
+    loose_number = add(_alternation(loose, 0))
+    strict_number = add(_alternation([a.lower() for a in strict], 0))
+    return Lexicon(
+        Scanner(patterns),
+        features,
+        negatable,
+        table,
+        combos,
+        names,
+        loose_number,
+        strict_number,
+        _alternation(strict, 0),
+    )
 
 
-def scores(text: str) -> dict[str, float]:
-    norm = normalised(text)
-    found: dict[str, float] = {}
-    for situation, situation_cues in cues().items():
-        total = sum(cue.weight for cue in situation_cues if cue.pattern.search(norm))
+def _compile(pattern: str) -> re.Pattern[str]:
+    # Messages are matched lower-cased, so patterns are written lower-case and compiled
+    # without IGNORECASE, which makes Python's matcher several times faster.
+    if re.search("[A-Z]", re.sub(r"\\.", "", pattern)):
+        raise ValueError(f"cues.toml: write patterns in lower case: {pattern[:60]!r}")
+    return re.compile(pattern, re.MULTILINE)
+
+
+def _cue(entry: list[Any], add: Any) -> Cue:
+    pattern, weight, *rest = entry
+    flags = str(rest[0]) if rest else ""
+    return Cue(
+        add(_compile(pattern)),
+        float(weight),
+        True if "q" in flags else False if "s" in flags else None,
+        negatable="!" not in flags,
+        hypothetical="h" in flags,
+        objection="o" in flags,
+        pain="p" in flags,
+    )
+
+
+def _vendor_aliases() -> tuple[dict[str, str], list[str], list[str]]:
+    """vendors.txt: canonical names by lower-cased alias, then the any-case aliases and the
+    capitalised-only ones (a leading "*": also an everyday word)."""
+    names: dict[str, str] = {}
+    loose: list[str] = []
+    strict: list[str] = []
+    for line in (HERE / "vendors.txt").read_text("utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        aliases = line.lstrip("*").split("|")
+        for alias in aliases:
+            names.setdefault(alias.lower(), aliases[0])
+            (strict if line.startswith("*") else loose).append(
+                alias if line.startswith("*") else alias.lower()
+            )
+    return names, loose, strict
+
+
+def _alternation(aliases: list[str], flags: int) -> re.Pattern[str]:
+    body = "|".join(re.escape(a) for a in sorted(set(aliases), key=len, reverse=True))
+    return re.compile(rf"\b(?<!\.)(?:{body})(?![\w]|\.\w)", flags)
+
+
+LEXICON = _load()
+
+
+def find_vendor(reading_text: str, cased: str, scan: Scan | None = None) -> tuple[int, str] | None:
+    """The first vendor named: (offset, canonical name), or None. `reading_text` is the
+    lower-cased form of `cased`; `scan`, of `reading_text`, saves searching."""
+    lex = LEXICON
+    scan = scan or lex.scanner.scan(reading_text)
+    best: tuple[int, str] | None = None
+    loose = scan.first(lex.loose_vendors)
+    if loose:
+        best = (loose.start(), lex.vendor_names[loose.group(0)])
+    for candidate in scan.matches(lex.strict_vendors):
+        at = candidate.start()
+        if best is not None and at >= best[0]:
+            break
+        strict = lex.strict_cased.match(cased, at)
+        if not strict:
+            continue
+        # At a sentence start every word is capitalised: "Ramp time" is not the vendor Ramp.
+        if (at == 0 or cased[at - 1] == "\n") and _QUALIFIED.match(reading_text, strict.end()):
+            continue
+        best = (at, lex.vendor_names[strict.group(0).lower()])
+        break
+    return best
+
+
+def clause(text: str, start: int, end: int, limit: int = 80) -> str:
+    """The clause of `text` holding text[start:end], cut at punctuation and `limit` chars."""
+    left = max(text.rfind(sep, 0, start) for sep in (".", "?", "!", "\n", ";", ",", " - ", ":"))
+    left = 0 if left < 0 else left + 1
+    right = len(text)
+    for sep in (".", "?", "!", "\n", ";", ",", " - "):
+        at = text.find(sep, end)
+        if at != -1:
+            right = min(right, at)
+    if end - start >= limit:
+        return text[start:end].strip()
+    if right - left > limit:
+        # Too long: keep the cue, then whole words around it up to the limit.
+        spare = limit - (end - start)
+        lo = max(left, start - spare // 2)
+        hi = min(right, end + spare - (start - lo))
+        if lo > left:
+            lo = text.find(" ", lo, start) + 1 or start
+        if hi < right:
+            cut = text.rfind(" ", end, hi)
+            hi = cut if cut != -1 else end
+        left, right = lo, hi
+    return text[left:right].strip(" -:;,'\"()")
+
+
+def negated(text: str, start: int, hypothetical: bool = True) -> bool:
+    """Whether a negation in the three words before `start`, same clause, cancels a cue; so
+    does "if"/"unless" unless the cue may be `hypothetical` ("expand if it works")."""
+    tokens = _TOKEN.findall(text[max(0, start - 40) : start])
+    for token in reversed(tokens[-3:]):
+        if not (token[0].isalnum() or token[0] == "_"):
+            return False
+        word = token if token.endswith("n't") else token.split("'")[0]
+        if word in _NEGATORS or word.endswith("n't") or word in _BARE_NEGATIONS:
+            return True
+        if word in _HYPOTHETICAL:
+            return not hypothetical
+        if word in _SCOPE_BREAKS:
+            return False
+    return False
+
+
+@lru_cache(maxsize=1024)
+def read(message: str) -> Reading:
+    parts = sentences(message)
+    cased = "\n".join(s for s, _ in parts)
+    text = cased.lower()
+    if len(text) != len(cased):  # a rare letter whose lower case is longer
+        cased = text
+    starts: list[int] = []
+    offset = 0
+    for s, _ in parts:
+        starts.append(offset)
+        offset += len(s) + 1
+    asks = [a for _, a in parts]
+
+    def in_question(at: int) -> bool:
+        return bool(asks) and asks[max(0, bisect_right(starts, at) - 1)]
+
+    lex = LEXICON
+    scan = lex.scanner.scan(text)
+    hits: list[Hit] = []
+    scores: dict[str, float] = {}
+    for situation, situation_cues in lex.cues.items():
+        total = 0.0
+        taken: list[tuple[int, int]] = []
+        for cue in situation_cues:
+            if not scan.possible(cue.number):
+                continue
+            for match in scan.matches(cue.number):
+                start, end = match.span()
+                question = in_question(start)
+                if cue.asks is not None and cue.asks != question:
+                    continue
+                if cue.negatable and negated(text, start, cue.hypothetical):
+                    continue
+                # Two cues of one situation on the same words count once (the first listed).
+                if cue.weight > 0 and any(s < end and start < e for s, e in taken):
+                    continue
+                hits.append(
+                    Hit(situation, start, end, cue.weight, question, cue.objection, cue.pain)
+                )
+                if cue.weight > 0:
+                    taken.append((start, end))
+                total += cue.weight
+                break
         if total:
-            found[situation] = total
-    return found
+            scores[situation] = total
+    feature_spans: dict[str, tuple[int, int]] = {}
+    for name, number in lex.features.items():
+        for match in scan.matches(number):
+            if name not in lex.negatable or not negated(text, match.start()):
+                feature_spans[name] = match.span()
+                break
+    features = set(feature_spans)
+    if any(asks):
+        features.add("question")
+    if _MONEY.search(text):
+        features.add("money")
+    vendor = find_vendor(text, cased, scan)
+    if vendor:
+        features.add("vendor")
+    for situation, combos in lex.combos.items():
+        for combo in combos:
+            if combo.features <= features:
+                scores[situation] = scores.get(situation, 0.0) + combo.weight
+    return Reading(text, cased, tuple(hits), frozenset(features), scores, feature_spans, vendor)
+
+
+def scores(text: str, context: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Each situation's score for a message in a thread that knows `context`."""
+    reading = read(text)
+    found = dict(reading.scores)
+    if context:
+        known = reading.features | {f"ctx:{name}" for name, value in context.items() if value}
+        for situation, combos in LEXICON.combos.items():
+            for combo in combos:
+                if combo.features <= known and not combo.features <= reading.features:
+                    found[situation] = found.get(situation, 0.0) + combo.weight
+    return {situation: score for situation, score in found.items() if score > 0}
+
+
+def rank(text: str, context: Mapping[str, str] | None = None) -> list[tuple[str, float]]:
+    """Situations with a positive score, best first, after the priority rules."""
+    found = scores(text, context)
+    strongest_objection = max((found.get(s, 0.0) for s in OBJECTIONS), default=0.0)
+    if "discovery" in found and strongest_objection >= OBJECTION_FLOOR:
+        found["discovery"] *= DISCOVERY_YIELD
+    return sorted(found.items(), key=lambda item: (-item[1], SITUATIONS.index(item[0])))
 
 
 def detect(text: str, context: Mapping[str, str] | None = None) -> Detection:
-    found = scores(text)
-    words = len(text.split())
-    if not found:
-        # No cue at all: a question is most often about the product, a long message about
-        # the prospect's world; anything else we cannot place.
-        if "?" in text:
-            return Detection("feature_question", 0.4, None)
-        if words >= 12:
+    ranked = rank(text, context)
+    if not ranked:
+        # No cue at all: a long statement is most often about the prospect's world; a
+        # question or a short remark we cannot place.
+        if any(asks for _, asks in sentences(text)):
+            return Detection("other", 0.35, None)
+        if len(text.split()) >= 12:
             return Detection("discovery", 0.4, None)
         return Detection("other", 0.3, None)
-    ranked = sorted(found.items(), key=lambda item: (-item[1], SITUATIONS.index(item[0])))
     (top, top_score), runner = ranked[0], ranked[1] if len(ranked) > 1 else (None, 0.0)
-    strength = top_score / (top_score + 1.5)
-    margin = (top_score - runner[1]) / top_score
-    confidence = round(min(0.97, 0.25 + 0.45 * strength + 0.35 * margin), 3)
+    confidence = round(_confidence(top_score, runner[1]), 3)
     return Detection(top, confidence, runner[0])
+
+
+def _confidence(top: float, runner: float) -> float:
+    """How sure: strength of the winning cues, and by how much they beat the runner-up. A
+    clear margin counts fully only behind one proper cue's worth of evidence (FULL_CUE), so
+    a lone weak cue (a product word, a stray "ramp") stays under the reconcile threshold."""
+    strength = top / (top + 1.5)
+    margin = (top - runner) / top
+    return min(0.97, 0.25 + 0.45 * strength + 0.35 * margin * min(1.0, top / FULL_CUE))
