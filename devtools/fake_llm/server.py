@@ -304,11 +304,16 @@ class _H2Frontend:
         config.errorlog = logging.getLogger("devtools.fake_llm.hypercorn")
         config.keep_alive_timeout = 75.0
         config.h2_max_concurrent_streams = 256
+        # Hypercorn's default (1,000) sends GOAWAY mid-benchmark; real APIs don't recycle so soon.
+        config.keep_alive_max_requests = 1_000_000
         self._config = config
         self._context = WorkerContext(None)
         self._app = wrap_app(cast(Any, self), config.wsgi_max_body_size, "asgi")
 
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets created with it, and
+        # without it every TLS response waits out Nagle + delayed ACK (~40 ms on loopback).
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(128)

@@ -1,0 +1,246 @@
+"""What every SDK-backed provider shares: streaming a prompt, timing it, parsing the answer
+against the output contract, mapping SDK exceptions to `ProviderError` kinds, and cost.
+
+A subclass implements `_stream(prompt, timeout, progress)`: send the prompt with the official
+SDK, streaming, report each text piece and the usage to `progress`, and raise `CallFailed` for a
+stream that ends before the answer is complete. Everything else lives here.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from .. import contract
+from ..errors import InvalidOutput, ProviderError
+from ..model import StepCall, StepValue
+from ..ports import StepRequest, StepResult
+from . import prompts
+from .pool import Pool
+from .pricing import PriceTable, default_prices
+from .prompts import Prompt, count_tokens
+
+log = logging.getLogger(__name__)
+
+
+class CallFailed(ProviderError):
+    """A provider error that also carries what the call produced, for the call log."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        text: str = "",
+        status: int | None = None,
+    ) -> None:
+        super().__init__(kind, message, retry_after=retry_after)
+        self.text = text
+        self.status = status
+
+
+class Progress:
+    """What one in-flight call has produced so far; the router reads it (hedging, cancelled
+    losers' tokens) while the call runs."""
+
+    __slots__ = ("first_token_at", "on_first_token", "parts", "tokens_in", "tokens_out")
+
+    def __init__(self, on_first_token: Callable[[], None] | None = None) -> None:
+        self.first_token_at: float | None = None
+        self.on_first_token = on_first_token
+        self.parts: list[str] = []
+        self.tokens_in = 0
+        self.tokens_out = 0
+
+    def text_piece(self, piece: str) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+            if self.on_first_token is not None:
+                self.on_first_token()
+        self.parts.append(piece)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One successful call: the typed value and what it cost."""
+
+    value: StepValue
+    text: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    ttft_ms: float | None
+    ms: float
+
+
+class SDKProvider(ABC):
+    """A Provider for one model of one vendor endpoint, over that endpoint's pooled client."""
+
+    api: str = ""  # "anthropic" | "openai"
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        pool: Pool,
+        *,
+        prices: PriceTable | None = None,
+        timeout_s: float = 8.0,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.pool = pool
+        self.prices = prices or default_prices()
+        self.timeout_s = timeout_s
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.model}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"
+
+    # The Provider port: one call, no routing.
+    async def complete(self, request: StepRequest) -> StepResult:
+        done = await self.run(prompts.build(request), timeout=self.timeout_s)
+        call = StepCall(
+            step=request.step,
+            provider=self.name,
+            model=self.model,
+            ms=done.ms,
+            tokens_in=done.tokens_in,
+            tokens_out=done.tokens_out,
+        )
+        return StepResult(value=done.value, call=call)
+
+    async def run(
+        self, prompt: Prompt, *, timeout: float, progress: Progress | None = None
+    ) -> Completion:
+        """Stream the prompt and parse the answer; raises ProviderError (usually CallFailed)."""
+        progress = progress if progress is not None else Progress()
+        started = time.perf_counter()
+        try:
+            await self._stream(prompt, max(timeout, 0.001), progress)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, text=progress.text) from exc
+        finally:
+            # Usage arrives at the end of a stream; a call cut short after it began writing
+            # was still billed: estimate what the API did not report.
+            if progress.parts:
+                progress.tokens_in = progress.tokens_in or prompt.tokens
+                progress.tokens_out = progress.tokens_out or count_tokens(progress.text)
+        text = progress.text
+        try:
+            value = contract.parse(prompt.step, text)
+        except InvalidOutput as exc:
+            raise CallFailed("invalid_output", str(exc), text=text) from None
+        if prompts.repeats_prompt(prompt.system, text):
+            raise CallFailed("invalid_output", "the answer quotes the prompt", text=text)
+        ended = time.perf_counter()
+        ttft = progress.first_token_at
+        return Completion(
+            value=value,
+            text=text,
+            tokens_in=progress.tokens_in,
+            tokens_out=progress.tokens_out,
+            cost_usd=self.cost(progress.tokens_in, progress.tokens_out),
+            ttft_ms=(ttft - started) * 1000 if ttft is not None else None,
+            ms=(ended - started) * 1000,
+        )
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        return self.prices.cost(self.model, tokens_in, tokens_out)
+
+    @abstractmethod
+    async def _stream(self, prompt: Prompt, timeout: float, progress: Progress) -> None: ...
+
+    async def warm_up(self) -> None:
+        """A cheap request (list models) that opens a pooled connection before traffic."""
+        await self.pool.warm_up()
+
+
+# Errors ---------------------------------------------------------------------------------------
+
+
+def map_error(exc: BaseException, *, text: str = "") -> ProviderError:
+    """An SDK or transport exception as a ProviderError kind.
+
+    Works on both SDKs by shape (`status_code`, `response`), so one table serves Anthropic,
+    OpenAI and any OpenAI-compatible endpoint.
+    """
+    if isinstance(exc, ProviderError):
+        return exc
+    name = type(exc).__name__
+    message = _message(exc)
+    if isinstance(exc, TimeoutError | httpx2.TimeoutException) or name == "APITimeoutError":
+        return CallFailed("timeout", f"timed out: {message}", text=text)
+    status = getattr(exc, "status_code", None)
+    response = getattr(exc, "response", None)
+    if isinstance(status, int) and status >= 400:
+        headers = getattr(response, "headers", None)
+        if status == 429:
+            return CallFailed(
+                "rate_limit",
+                f"429 rate limited: {message}",
+                retry_after=retry_after(headers),
+                text=text,
+                status=status,
+            )
+        if status == 408:
+            return CallFailed("timeout", f"408: {message}", text=text, status=status)
+        if status >= 500 or status in (409, 425):
+            return CallFailed("server", f"{status}: {message}", text=text, status=status)
+        return CallFailed("client", f"{status}: {message}", text=text, status=status)
+    if name == "APIResponseValidationError":
+        return CallFailed("invalid_output", f"response did not validate: {message}", text=text)
+    if name == "APIConnectionError" or isinstance(exc, httpx2.TransportError | OSError):
+        return CallFailed("connection", f"connection failed: {message}", text=text)
+    if name in ("APIError", "APIStatusError"):
+        # An error event in the middle of a 200 stream (overloaded, server error).
+        return CallFailed("server", f"error in stream: {message}", text=text)
+    log.warning("unexpected %s from an LLM call: %s", name, message)
+    return CallFailed("server", f"{name}: {message}", text=text)
+
+
+def _message(exc: BaseException) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        error = body.get("error", body)
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            return str(error["message"])[:300]
+    text = str(exc) or type(exc).__name__
+    return text[:300]
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds to wait, from `retry-after-ms`, `retry-after` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            return max(0.0, float(ms) / 1000)
+        raw = headers.get("retry-after")
+        if raw is None:
+            return None
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(raw)
+            return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, AttributeError):
+        return None

@@ -1,0 +1,591 @@
+"""The router: one Provider over N SDK providers, with racing, hedging, failover, circuit
+breakers, Retry-After, a time budget per step, and the offline tier as the last word.
+
+Modes (Settings.router):
+
+- `single`: ask the best provider; on an error ask the next (fallback order).
+- `race`: ask every healthy provider at once; the first *valid* answer wins and the losers are
+  cancelled (their streams closed, so the server sees the disconnect).
+- `hedge`: ask the best provider; if its first token has not arrived after an adaptive delay
+  (its observed p90 time-to-first-token for this step and tier, a prior until it has samples),
+  ask the next one too; the first valid answer wins, the other is cancelled. An error before
+  the delay moves on at once (failover, not a hedge).
+
+"Best" is the provider with the lowest median time-to-first-token for the step and tier, after
+each has been tried `explore` times (so a new provider gets measured); ties keep the configured
+order. A provider whose breaker is open is skipped (see breaker.py). A 429 puts its provider in
+a cooldown of Retry-After seconds: the router switches to another provider at once, and only
+when nothing else is left does it wait for the cooldown, if that ends inside the step budget.
+Other retryable errors (5xx, connection, invalid output) get one more try per provider after
+every other provider has had its turn. When the budget ends or every provider has failed, the
+offline tier answers and the StepCall says `fallback=True`. `complete` never raises (except
+cancellation from the caller).
+
+Every request sent is logged through the CallLog port, by a background batch writer: outcome
+"win", "cancelled" (a loser, or a call abandoned because its caller went away) or
+"error:<kind>" (a call cut by the step budget is "error:timeout"); an offline-tier answer is
+logged as provider "offline" with outcome "ok".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from ..errors import ProviderError
+from ..model import StepCall
+from ..ports import CallRecord, StepRequest, StepResult
+from . import prompts
+from .base import CallFailed, Completion, Progress, SDKProvider, map_error
+from .breaker import CircuitBreaker
+from .offline import OfflineProvider
+from .prompts import Prompt, count_tokens
+from .recorder import CallRecorder
+
+log = logging.getLogger(__name__)
+
+RouterMode = Literal["single", "race", "hedge"]
+RETRYABLE = frozenset({"server", "connection", "invalid_output", "rate_limit"})
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    mode: RouterMode = "hedge"
+    budget_s: float = 8.0
+    # Hedge delay before a provider has `hedge_samples` TTFT samples for a step and tier:
+    # roughly the p90 of published time-to-first-token figures for each tier's models.
+    hedge_prior_s: Mapping[str, float] = field(
+        default_factory=lambda: {"fast": 0.8, "powerful": 1.1}
+    )
+    hedge_min_s: float = 0.05
+    hedge_samples: int = 5
+    ttft_window: int = 200
+    explore: int = 3
+    retries_per_provider: int = 1
+    retry_backoff_s: float = 0.05
+    default_retry_after_s: float = 1.0
+    # The least time worth starting a call with.
+    min_attempt_s: float = 0.05
+    breaker: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Attempt:
+    __slots__ = (
+        "at",
+        "error",
+        "hedge",
+        "logged",
+        "outcome",
+        "probe",
+        "progress",
+        "provider",
+        "started",
+        "task",
+    )
+
+    def __init__(self, provider: SDKProvider, hedge: bool, probe: bool = False) -> None:
+        self.provider = provider
+        self.hedge = hedge
+        self.probe = probe
+        self.at = time.time()
+        self.started = time.perf_counter()
+        self.progress = Progress()
+        self.outcome: str | None = None
+        self.error: ProviderError | None = None
+        self.logged = False
+        self.task: asyncio.Task[Completion] | None = None
+
+
+class _Samples:
+    """A window of TTFT samples with cached median and p90."""
+
+    __slots__ = ("_cache", "_dirty", "values")
+
+    def __init__(self, size: int) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+        self._dirty = True
+        self._cache = (0.0, 0.0)
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+        self._dirty = True
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def quantiles(self) -> tuple[float, float]:
+        """(p50, p90) in seconds."""
+        if self._dirty:
+            data = sorted(self.values)
+            self._cache = (_quantile(data, 0.5), _quantile(data, 0.9))
+            self._dirty = False
+        return self._cache
+
+
+def _quantile(data: Sequence[float], q: float) -> float:
+    if not data:
+        return math.inf
+    pos = (len(data) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+class Router:
+    name = "router"
+
+    def __init__(
+        self,
+        routes: Mapping[str, Sequence[SDKProvider]],
+        *,
+        config: RouterConfig | None = None,
+        recorder: CallRecorder | None = None,
+        fallback: OfflineProvider | None = None,
+        extra_stats: Mapping[str, Callable[[], Mapping[str, Any]]] | None = None,
+    ) -> None:
+        self.config = config or RouterConfig()
+        self.routes: dict[str, tuple[SDKProvider, ...]] = {
+            tier: tuple(providers) for tier, providers in routes.items() if providers
+        }
+        if not self.routes:
+            raise ValueError("the router needs at least one provider")
+        self.recorder = recorder or CallRecorder(None)
+        self.fallback = fallback or OfflineProvider(fallback=True)
+        self.extra_stats = dict(extra_stats or {})
+        self.providers: dict[str, SDKProvider] = {
+            p.key: p for providers in self.routes.values() for p in providers
+        }
+        self.breakers = {
+            key: CircuitBreaker(**dict(self.config.breaker)) for key in self.providers
+        }
+        self._cooldown: dict[str, float] = {}
+        self._ttft: dict[tuple[str, str, str], _Samples] = {}
+        self._background: set[asyncio.Task[Completion]] = set()
+        self.counts: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.tiers: Counter[str] = Counter()
+        self.closed = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.providers)
+
+    # The Provider port ------------------------------------------------------------------------
+
+    async def complete(self, request: StepRequest) -> StepResult:
+        started = time.perf_counter()
+        self.counts["requests"] += 1
+        self.tiers[request.tier] += 1
+        prompt = prompts.build(request)
+        try:
+            result = await self._route(request, prompt, started)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the router failed on %s; the offline tier answers", request.step)
+            result = None
+        if result is not None:
+            return result
+        return self._offline(request, prompt, started)
+
+    # Routing -------------------------------------------------------------------------------------
+
+    async def _route(
+        self, request: StepRequest, prompt: Prompt, started: float
+    ) -> StepResult | None:
+        cfg = self.config
+        deadline = started + cfg.budget_s
+        ready, deferred, probes = self._chain(request, started)
+        if not ready and not probes and not deferred:
+            self.counts["all_circuits_open"] += 1
+            return None
+        if not ready and probes:  # nothing healthy: the probe is the request
+            ready, probes = probes, []
+        queue = deque(ready)
+        running: dict[asyncio.Task[Completion], _Attempt] = {}
+        tries: Counter[str] = Counter()
+        hedge_on: _Attempt | None = None
+
+        def launch(
+            provider: SDKProvider, *, hedge: bool = False, probe: bool = False
+        ) -> _Attempt | None:
+            if not self.breakers[provider.key].acquire():
+                return None
+            attempt = _Attempt(provider, hedge, probe)
+            timeout = deadline - attempt.started
+            task = asyncio.get_running_loop().create_task(
+                provider.run(prompt, timeout=timeout, progress=attempt.progress)
+            )
+            attempt.task = task
+            running[task] = attempt
+            tries[provider.key] += 1
+            self.counts["attempts"] += 1
+            return attempt
+
+        def launch_next(*, hedge: bool = False) -> _Attempt | None:
+            while queue:
+                attempt = launch(queue.popleft(), hedge=hedge)
+                if attempt is not None:
+                    return attempt
+            return None
+
+        try:
+            if cfg.mode == "race":
+                while queue:
+                    launch_next()
+            else:
+                hedge_on = launch_next()
+            # A breaker due for its half-open probe gets one request alongside: recovery is
+            # seen without betting this request on a provider that was failing.
+            for provider in probes:
+                if launch(provider, probe=True) is not None:
+                    self.counts["probes"] += 1
+            while True:
+                now = time.perf_counter()
+                if now >= deadline:
+                    self._abandon(running, request, prompt, "error:timeout")
+                    self.counts["budget_exceeded"] += 1
+                    return None
+                wake = deadline
+                if not running:
+                    # Everything tried has failed: what is left waits for its cooldown.
+                    deferred = [(t, p) for t, p in deferred if t < deadline - cfg.min_attempt_s]
+                    if not deferred:
+                        return None
+                    deferred.sort(key=lambda tp: tp[0])
+                    when, provider = deferred[0]
+                    if when > now:
+                        await asyncio.sleep(when - now)
+                        continue
+                    deferred.pop(0)
+                    self.counts["retries"] += 1
+                    hedge_on = launch(provider)
+                    continue
+                if cfg.mode == "hedge" and queue and hedge_on is not None:
+                    if hedge_on.outcome:  # it failed while another runs: watch the newest
+                        hedge_on = max(running.values(), key=lambda a: (not a.probe, a.started))
+                    if hedge_on.progress.first_token_at is not None:
+                        hedge_on = None
+                    else:
+                        fire = hedge_on.started + self._hedge_delay(hedge_on, request)
+                        if fire <= now:
+                            hedge_on = launch_next(hedge=True)
+                            if hedge_on is not None:
+                                self.counts["hedges"] += 1
+                            continue
+                        wake = min(wake, fire)
+                done, _ = await asyncio.wait(
+                    running, timeout=wake - now, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    attempt = running.pop(task)
+                    error: BaseException | None = (
+                        CallFailed("connection", "the call was cancelled")
+                        if task.cancelled()
+                        else task.exception()
+                    )
+                    if error is None:
+                        attempt.outcome = "win"
+                        self._abandon(running, request, prompt, "cancelled")
+                        return self._won(request, prompt, attempt, task.result(), started)
+                    failure = map_error(error)
+                    attempt.error = failure
+                    attempt.outcome = f"error:{failure.kind}"
+                    self._finish(attempt, request, prompt)
+                    now = time.perf_counter()
+                    key = attempt.provider.key
+                    if failure.kind == "rate_limit":
+                        wait = failure.retry_after
+                        wait = cfg.default_retry_after_s if wait is None else wait
+                        self._cooldown[key] = now + wait
+                        if tries[key] <= cfg.retries_per_provider:
+                            deferred.append((now + wait, attempt.provider))
+                    elif (
+                        failure.kind in RETRYABLE and tries[key] <= cfg.retries_per_provider
+                    ):
+                        deferred.append((now + cfg.retry_backoff_s, attempt.provider))
+                    if cfg.mode != "race" and all(a.probe for a in running.values()):
+                        nxt = launch_next()
+                        if nxt is not None:
+                            self.counts["failovers"] += 1
+                            hedge_on = nxt
+        except asyncio.CancelledError:
+            self._abandon(running, request, prompt, "cancelled")
+            raise
+        except BaseException:
+            self._abandon(running, request, prompt, "cancelled")
+            raise
+
+    def _chain(
+        self, request: StepRequest, now: float
+    ) -> tuple[list[SDKProvider], list[tuple[float, SDKProvider]], list[SDKProvider]]:
+        """Providers to ask, best first; those cooling down after a 429 (with when); and those
+        whose breaker is due for its half-open probe."""
+        providers = self.routes.get(request.tier)
+        if providers is None:
+            providers = next(iter(self.routes.values()))
+        ready: list[SDKProvider] = []
+        deferred: list[tuple[float, SDKProvider]] = []
+        probes: list[SDKProvider] = []
+        for provider in self._rank(providers, request):
+            breaker = self.breakers[provider.key]
+            if not breaker.available():
+                self.counts["skipped_open_circuit"] += 1
+                continue
+            until = self._cooldown.get(provider.key, 0.0)
+            if until > now:
+                deferred.append((until, provider))
+            elif breaker.state != "closed":
+                probes.append(provider)
+            else:
+                ready.append(provider)
+        return ready, deferred, probes
+
+    def _rank(self, providers: Sequence[SDKProvider], request: StepRequest) -> list[SDKProvider]:
+        if len(providers) < 2:
+            return list(providers)
+        explore = self.config.explore
+        prior = self.config.hedge_prior_s.get(request.tier, 1.0)
+
+        def order(item: tuple[int, SDKProvider]) -> tuple[int, float, int]:
+            i, provider = item
+            samples = self._ttft.get((provider.key, request.step, request.tier))
+            n = len(samples) if samples is not None else 0
+            if n < explore:
+                return (0, float(n), i)
+            median = samples.quantiles()[0] if samples is not None and n else prior
+            return (1, median, i)
+
+        return [p for _, p in sorted(enumerate(providers), key=order)]
+
+    def _hedge_delay(self, attempt: _Attempt, request: StepRequest) -> float:
+        cfg = self.config
+        samples = self._ttft.get((attempt.provider.key, request.step, request.tier))
+        if samples is not None and len(samples) >= cfg.hedge_samples:
+            delay = samples.quantiles()[1]
+        else:
+            delay = cfg.hedge_prior_s.get(request.tier, 1.0)
+        return max(cfg.hedge_min_s, delay)
+
+    # Outcomes ------------------------------------------------------------------------------------
+
+    def _won(
+        self,
+        request: StepRequest,
+        prompt: Prompt,
+        attempt: _Attempt,
+        done: Completion,
+        started: float,
+    ) -> StepResult:
+        self._finish(attempt, request, prompt, done)
+        provider = attempt.provider
+        call = StepCall(
+            step=request.step,
+            provider=provider.name,
+            model=provider.model,
+            ms=(time.perf_counter() - started) * 1000,
+            tokens_in=done.tokens_in,
+            tokens_out=done.tokens_out,
+        )
+        return StepResult(value=done.value, call=call)
+
+    def _abandon(
+        self,
+        running: dict[asyncio.Task[Completion], _Attempt],
+        request: StepRequest,
+        prompt: Prompt,
+        outcome: str,
+    ) -> None:
+        """Cancel what still runs; each is logged when its cancellation has finished (its
+        stream closed), in the background, so the winner does not wait for it."""
+        for task, attempt in list(running.items()):
+            attempt.outcome = outcome
+            if task.done():
+                if not task.cancelled() and task.exception() is not None:
+                    attempt.error = map_error(task.exception() or Exception())
+                    attempt.outcome = f"error:{attempt.error.kind}"
+                self._finish(attempt, request, prompt, _result_or_none(task))
+                continue
+            task.cancel()
+            self._background.add(task)
+            task.add_done_callback(self._finisher(attempt, request, prompt))
+        running.clear()
+
+    def _finisher(
+        self, attempt: _Attempt, request: StepRequest, prompt: Prompt
+    ) -> Callable[[asyncio.Task[Completion]], None]:
+        def done(task: asyncio.Task[Completion]) -> None:
+            self._background.discard(task)
+            self._finish(attempt, request, prompt, _result_or_none(task))
+
+        return done
+
+    def _finish(
+        self,
+        attempt: _Attempt,
+        request: StepRequest,
+        prompt: Prompt,
+        done: Completion | None = None,
+    ) -> None:
+        """Breaker verdict, TTFT sample, counters and the call record of one ended attempt."""
+        if attempt.logged:
+            return
+        attempt.logged = True
+        provider = attempt.provider
+        outcome = attempt.outcome or "cancelled"
+        breaker = self.breakers[provider.key]
+        if outcome == "win" or (done is not None and outcome == "cancelled"):
+            breaker.success()
+        elif outcome.startswith("error:") and outcome not in ("error:rate_limit", "error:timeout"):
+            breaker.failure()
+        elif outcome == "error:timeout" and attempt.progress.first_token_at is None:
+            breaker.failure()  # no token within the whole budget: a failure of its own
+        else:
+            breaker.release()
+        progress = attempt.progress
+        if progress.first_token_at is not None:
+            key = (provider.key, request.step, request.tier)
+            samples = self._ttft.get(key)
+            if samples is None:
+                samples = self._ttft[key] = _Samples(self.config.ttft_window)
+            samples.add(progress.first_token_at - attempt.started)
+        self.outcomes[outcome.split(":", 1)[0]] += 1
+        if done is not None:
+            tokens_in, tokens_out, cost, text = (
+                done.tokens_in,
+                done.tokens_out,
+                done.cost_usd,
+                done.text,
+            )
+        else:
+            text = progress.text
+            if attempt.error is not None:
+                text = text or f"[{attempt.error.kind}] {attempt.error}"
+                if isinstance(attempt.error, CallFailed) and attempt.error.text:
+                    text = attempt.error.text
+                tokens_in, tokens_out = progress.tokens_in, progress.tokens_out
+            else:
+                # Cancelled: the provider read the prompt and wrote what streamed so far.
+                tokens_in = progress.tokens_in or prompt.tokens
+                tokens_out = progress.tokens_out or (count_tokens(text) if text else 0)
+            cost = provider.cost(tokens_in, tokens_out)
+        self.recorder.add(
+            CallRecord(
+                at=attempt.at,
+                step=request.step,
+                provider=provider.name,
+                model=provider.model,
+                tier=request.tier,
+                outcome=outcome,
+                ms=(time.perf_counter() - attempt.started) * 1000,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                cost_usd=cost,
+                prompt=prompt.text,
+                response=text,
+            )
+        )
+
+    def _offline(self, request: StepRequest, prompt: Prompt, started: float) -> StepResult:
+        self.counts["fallbacks"] += 1
+        result = self.fallback.complete_now(request)
+        call = replace(result.call, ms=(time.perf_counter() - started) * 1000, fallback=True)
+        self.recorder.add(
+            CallRecord(
+                at=time.time(),
+                step=request.step,
+                provider=call.provider,
+                model=call.model,
+                tier=request.tier,
+                outcome="ok",
+                ms=call.ms,
+                prompt=prompt.text,
+                response=_contract_text(result),
+            )
+        )
+        return StepResult(value=result.value, call=call)
+
+    # Stats and shutdown -------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Live figures (the persisted per-provider figures come from the call log)."""
+        c = self.counts
+        primary = c["requests"] - c["all_circuits_open"]
+        ttft: dict[str, dict[str, float]] = {}
+        for (key, step, tier), samples in sorted(self._ttft.items()):
+            if len(samples):
+                _, p90 = samples.quantiles()
+                ttft.setdefault(key, {})[f"{step}/{tier}"] = round(p90 * 1000, 1)
+        now = time.perf_counter()
+        out: dict[str, Any] = {
+            "mode": self.config.mode,
+            "budget_s": self.config.budget_s,
+            "requests": c["requests"],
+            "attempts": c["attempts"],
+            "outcomes": {k: self.outcomes[k] for k in ("win", "cancelled", "error")},
+            "extra_requests": {
+                "hedges": c["hedges"],
+                "failovers": c["failovers"],
+                "retries": c["retries"],
+                "probes": c["probes"],
+                "per_request": round((c["attempts"] - primary) / primary, 4) if primary else 0.0,
+                "hedge_rate": round(c["hedges"] / primary, 4) if primary else 0.0,
+            },
+            "fallbacks": c["fallbacks"],
+            "budget_exceeded": c["budget_exceeded"],
+            "skipped_open_circuit": c["skipped_open_circuit"],
+            "circuits": {key: b.snapshot() for key, b in self.breakers.items()},
+            "rate_limited_for_s": {
+                key: round(until - now, 3) for key, until in self._cooldown.items() if until > now
+            },
+            "ttft_p90_ms": ttft,
+            "tier_requests": dict(self.tiers),
+            "pools": {
+                p.pool.name: p.pool.snapshot() for p in _unique_pools(self.providers.values())
+            },
+            "call_log": {"written": self.recorder.written, "dropped": self.recorder.dropped},
+        }
+        for name, source in self.extra_stats.items():
+            out[name] = dict(source())
+        return out
+
+    async def aclose(self, timeout_s: float = 2.0) -> None:
+        """Let cancelled losers finish closing their streams, then write every call record."""
+        self.closed = True
+        pending = list(self._background)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout_s)
+            for task in still:
+                task.cancel()
+        await self.recorder.aclose()
+
+
+def _result_or_none(task: asyncio.Task[Completion]) -> Completion | None:
+    if task.cancelled():
+        return None
+    with contextlib.suppress(BaseException):
+        if task.exception() is None:
+            return task.result()
+    return None
+
+
+def _unique_pools(providers: Iterable[SDKProvider]) -> list[SDKProvider]:
+    seen: dict[int, SDKProvider] = {}
+    for p in providers:
+        seen.setdefault(id(p.pool), p)
+    return list(seen.values())
+
+
+def _contract_text(result: StepResult) -> str:
+    import json
+
+    from .. import contract
+
+    return json.dumps(contract.to_json(result.value), ensure_ascii=False)
