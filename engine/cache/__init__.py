@@ -1,0 +1,53 @@
+"""The response cache: exact and semantic tiers, the false-hit guard, embedders.
+
+`open_cache(settings, ...)` builds the cache the settings ask for (None when SALES_AGENT_CACHE is
+off) and reloads what storage kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..settings import Settings
+from .embedders import build_embedder, threshold_for
+from .fingerprint import answer_version
+from .persistence import CachePersistence
+from .response_cache import ResponseCacheImpl, SuggestionLookup
+
+__all__ = ["ResponseCacheImpl", "build_cache", "open_cache"]
+
+
+def build_cache(
+    settings: Settings,
+    *,
+    persistence: CachePersistence | None = None,
+    suggestion_of: SuggestionLookup | None = None,
+    providers: Iterable[str] = (),
+) -> ResponseCacheImpl | None:
+    if not settings.cache:
+        return None
+    embedder = build_embedder(settings)
+    return ResponseCacheImpl(
+        version=answer_version(settings, providers),
+        embedder=embedder,
+        threshold=threshold_for(embedder, settings),
+        ttl_s=settings.cache_ttl_s,
+        max_entries=settings.cache_size,
+        persistence=persistence,
+        suggestion_of=suggestion_of,
+    )
+
+
+async def open_cache(
+    settings: Settings,
+    *,
+    persistence: CachePersistence | None = None,
+    suggestion_of: SuggestionLookup | None = None,
+    providers: Iterable[str] = (),
+) -> ResponseCacheImpl | None:
+    cache = build_cache(
+        settings, persistence=persistence, suggestion_of=suggestion_of, providers=providers
+    )
+    if cache is not None:
+        await cache.load()
+    return cache

@@ -1,0 +1,48 @@
+"""What the response cache needs from storage (an adapter lives in `storage.cache_store`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["CachePersistence", "LoadedCache", "StoredEntry"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    key: str
+    fingerprint: str
+    version: str
+    text: str
+    embedder: str | None
+    vector: bytes | None  # float32 little-endian, unit length
+    suggestion_id: str
+    body: str  # the suggestion as JSON (engine.codec)
+    created_at: float
+    used_at: float
+    hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedCache:
+    entries: Sequence[StoredEntry]  # least recently used first
+    blocked: Sequence[str]  # answer digests that got negative feedback
+    dropped: int  # rows of another version, or expired, removed while loading
+
+
+class CachePersistence(Protocol):
+    async def load(self, version: str, not_before: float) -> LoadedCache:
+        """Live entries of this version; drops other versions and entries created before
+        `not_before`; keeps the blocklist whatever the version."""
+        ...
+
+    async def save(self, entry: StoredEntry) -> None: ...
+
+    async def delete(self, keys: Sequence[str]) -> None: ...
+
+    async def touch(self, key: str, used_at: float, hits: int) -> None: ...
+
+    async def block(self, answer: str, suggestion_id: str, at: float) -> None:
+        """Remember for good that this answer must never be served again."""
+        ...
