@@ -117,11 +117,17 @@ def _v4_inbox(db: Database) -> None:
     db["inbox"].create_index(["state", "received_at"])
 
 
+def _v5_inbox_threads(db: Database) -> None:
+    # The bot answers later messages in threads it has answered: one lookup per thread message.
+    db["inbox"].create_index(["team", "channel", "thread_ts"])
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v1_threads,
     _v2_llm_calls,
     _v3_cache_entries,
     _v4_inbox,
+    _v5_inbox_threads,
 )
 
 

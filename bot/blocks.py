@@ -1,0 +1,385 @@
+"""Block Kit: the coaching card, the stats reply, help and small notices.
+
+Everything shown comes through `bot.text` (escaped, mentions defused) and every message is
+kept inside Slack's limits: 3,000 characters a section, 2,000 a field, 10 fields, 150 a header,
+50 blocks, and a budget of about 4,000 characters of text a message. Long parts are cut with a
+visible marker; a card never fails with `invalid_blocks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.model import Suggestion
+from engine.taxonomy import SITUATION_TITLES, SLOT_TITLES
+
+from .text import CUT_MARK, escape_mrkdwn, no_fence, plain, truncate
+
+Block = dict[str, Any]
+
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+FIELDS_PER_SECTION = 10
+HEADER_LIMIT = 150
+CONTEXT_ELEMENTS = 10
+MAX_BLOCKS = 50
+MESSAGE_BUDGET = 4000  # characters of text in one message, in practice
+FALLBACK_TEXT_LIMIT = 3000
+
+# action_ids, shared with the listeners
+FEEDBACK_UP = "feedback_up"
+FEEDBACK_DOWN = "feedback_down"
+REGENERATE = "regenerate"
+RESET_CONTEXT = "reset_context"
+CARD_ACTIONS = (FEEDBACK_UP, FEEDBACK_DOWN, REGENERATE, RESET_CONTEXT)
+
+STATS_SECTIONS = ("cache", "reconcile", "llm", "latency")
+STATS_USAGE = (
+    "Usage: `/agent-stats [cache|reconcile|llm|latency|all]`: cache hit rates, reconcile rate "
+    "and triggers, provider wins/errors/p95, per-step latency. No argument means `all`."
+)
+HELP_TEXT = (
+    "Paste what the prospect said (an email, a chat line, call notes) and I'll suggest a reply "
+    "with a coaching tip. Mention me in a channel, DM me, or keep going in a thread I've answered."
+)
+FILE_HELP_TEXT = (
+    "I can only read text so far: paste what the prospect said as a message and I'll suggest "
+    "a reply."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What goes to chat.postMessage / chat.update: notification text and blocks."""
+
+    text: str
+    blocks: list[Block]
+
+
+# Card ------------------------------------------------------------------------------------
+
+
+def card(s: Suggestion, *, regenerated_by: str | None = None) -> Message:
+    title = SITUATION_TITLES.get(s.situation, s.situation)
+    headline = f"{title} · {s.confidence:.0%} confident"
+    if s.secondary:
+        headline += f" · also {SITUATION_TITLES.get(s.secondary, s.secondary)}"
+
+    tip = truncate(escape_mrkdwn(s.coaching_tip), 500)
+    play = truncate(escape_mrkdwn(s.strategy.replace("_", " ")), 100)
+    coaching = f"*Coaching tip:* {tip}\n*Play:* {play}"
+
+    slot_items = list(s.slots.items())
+    fields = [
+        truncate(
+            f"*{escape_mrkdwn(SLOT_TITLES.get(name, name))}*"
+            + (" 🆕" if name in s.slots_delta else "")
+            + f"\n{escape_mrkdwn(value)}",
+            120,
+        )
+        for name, value in slot_items[:FIELDS_PER_SECTION]
+    ]
+    slots_title = "*Deal context*"
+    if len(slot_items) > FIELDS_PER_SECTION:
+        slots_title += f" (and {len(slot_items) - FIELDS_PER_SECTION} more)"
+
+    notes = [truncate(escape_mrkdwn(note), 160) for note in s.notes][:3]
+    if len(s.notes) > 3:
+        notes.append(f"…and {len(s.notes) - 3} more notes")
+    footer = _footer(s, regenerated_by)
+
+    # Everything but the reply has a fixed ceiling (about 3,000 characters at worst); the
+    # reply gets the rest of the message budget, and never less than 1,000.
+    used = min(len(headline), HEADER_LIMIT) + len(coaching) + sum(map(len, fields))
+    used += sum(map(len, notes))
+    used += len(footer) + 250  # labels, button texts, the confirm dialog
+    reply_room = max(min(SECTION_LIMIT - 40, MESSAGE_BUDGET - used), 1000)
+    reply = escape_mrkdwn(s.reply) or "_(no reply drafted)_"
+    reply_text, cut = _fenced(reply, reply_room)
+
+    blocks: list[Block] = [
+        {"type": "header", "text": _plain(headline, HEADER_LIMIT)},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": "*Suggested reply* (copy it from the box)"}],
+        },
+        _section(reply_text, block_id="reply"),
+        _section(coaching, block_id="tip"),
+    ]
+    if cut:
+        notes.insert(0, f"Message cut: the reply was {len(s.reply):,} characters {CUT_MARK}")
+    if fields:
+        blocks.append(
+            {
+                "type": "section",
+                "block_id": "slots0",
+                "text": {"type": "mrkdwn", "text": slots_title},
+                "fields": [{"type": "mrkdwn", "text": f} for f in fields],
+            }
+        )
+    else:
+        blocks.append(
+            _section("*Deal context:* nothing captured yet in this thread.", block_id="slots0")
+        )
+    if notes:
+        blocks.append(_context([f"⚠️ {n}" for n in notes], block_id="notes"))
+    blocks.append(_context([footer], block_id="footer"))
+    blocks.append(card_actions(s))
+    text = truncate(f"{title} ({s.confidence:.0%}): {escape_mrkdwn(s.reply)}", FALLBACK_TEXT_LIMIT)
+    return Message(text=text, blocks=fit(blocks))
+
+
+def card_actions(s: Suggestion) -> Block:
+    return {
+        "type": "actions",
+        "block_id": "card_actions",
+        "elements": [
+            _button("👍 Useful", FEEDBACK_UP, s.id),
+            _button("👎 Not useful", FEEDBACK_DOWN, s.id),
+            _button("🔄 Regenerate", REGENERATE, s.id),
+            {
+                **_button("Reset context", RESET_CONTEXT, str(s.key)),
+                "style": "danger",
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Reset this thread?"},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": "I'll forget the deal context captured in this thread "
+                        "(pain, budget, competitor…). The messages stay.",
+                    },
+                    "confirm": {"type": "plain_text", "text": "Reset"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                    "style": "danger",
+                },
+            },
+        ],
+    }
+
+
+def _footer(s: Suggestion, regenerated_by: str | None) -> str:
+    providers = sorted({f"{c.provider}/{c.model}" for c in s.calls}) or ["cache"]
+    parts = [
+        f"⏱ {s.latency_ms:,.0f} ms",
+        f"cache: {s.cache}",
+        escape_mrkdwn(", ".join(providers)),
+    ]
+    if s.offline:
+        parts.append("offline fallback")
+    if s.reconciled:
+        parts.append("reconciled")
+    if regenerated_by:
+        parts.append(f"regenerated by <@{regenerated_by}>")
+    return truncate(" · ".join(parts), 300)
+
+
+def _fenced(escaped: str, room: int) -> tuple[str, bool]:
+    """The reply as a code block (Slack shows a copy button), cut to fit `room` characters."""
+    body = no_fence(escaped)
+    if len(body) + 6 <= room:
+        return f"```{body}```", False
+    return f"```{truncate(body, room - 6)}```", True
+
+
+def streamed_lead(s: Suggestion) -> str:
+    title = SITUATION_TITLES.get(s.situation, s.situation)
+    return f"**{escape_mrkdwn(title)}** · suggested reply:\n\n"
+
+
+# Stats ---------------------------------------------------------------------------------------
+
+
+def stats_message(report: Mapping[str, Any], section: str) -> Message:
+    wanted = STATS_SECTIONS if section == "all" else (section,)
+    f = report.get("feedback", {})
+    blocks: list[Block] = [
+        {"type": "header", "text": _plain("Sales Agent stats", HEADER_LIMIT)},
+        _context(
+            [
+                f"*{report.get('turns', 0)}* turns · positive feedback "
+                f"*{_pct(f.get('positive_share', 0.0))}* "
+                f"({f.get('positive', 0)} of {f.get('rated', 0)} rated)"
+            ]
+        ),
+    ]
+    for name in wanted:
+        blocks.append({"type": "divider"})
+        blocks.append(_section(_STATS_RENDERERS[name](report.get(name, {})), block_id=name))
+    text = f"Sales Agent stats ({section}): {report.get('turns', 0)} turns"
+    return Message(text=text, blocks=fit(blocks))
+
+
+def _stats_cache(c: Mapping[str, Any]) -> str:
+    if c.get("enabled") is False and not c.get("lookups"):
+        head = "*Cache* (not enabled)"
+    else:
+        head = "*Cache*"
+    lines = [
+        head,
+        f"hit rate *{_pct(c.get('hit_rate', 0.0))}* of {c.get('lookups', 0)} lookups",
+        f"exact {_pct(c.get('exact_hit_rate', 0.0))} ({c.get('exact_hits', 0)}) · "
+        f"semantic {_pct(c.get('semantic_hit_rate', 0.0))} ({c.get('semantic_hits', 0)})",
+    ]
+    hit_ms = c.get("hit_latency_ms") or {}
+    if c.get("exact_hits") or c.get("semantic_hits"):
+        lines.append(f"hit latency p50 {hit_ms.get('p50', 0):.1f} ms")
+    extra = {
+        k: v
+        for k, v in c.items()
+        if k
+        not in {
+            "lookups",
+            "exact_hits",
+            "semantic_hits",
+            "hit_rate",
+            "exact_hit_rate",
+            "semantic_hit_rate",
+            "hit_latency_ms",
+            "enabled",
+        }
+        and isinstance(v, int | float | str)
+    }
+    if extra:
+        lines.append(" · ".join(f"{k} {v}" for k, v in sorted(extra.items())[:8]))
+    return _lines(lines)
+
+
+def _stats_reconcile(r: Mapping[str, Any]) -> str:
+    triggers = ", ".join(f"{k} {v}" for k, v in (r.get("triggers") or {}).items()) or "none"
+    return _lines(
+        [
+            "*Reconcile*",
+            f"rate *{_pct(r.get('rate', 0.0))}* ({r.get('reconciled', 0)} of "
+            f"{r.get('turns', 0)} analysed turns)",
+            f"triggers: {triggers}",
+        ]
+    )
+
+
+def _stats_llm(llm: Mapping[str, Any]) -> str:
+    providers = llm.get("providers") or {}
+    lines = ["*LLM providers*"]
+    if not providers:
+        lines.append("no provider calls logged yet")
+    for name, p in providers.items():
+        errors = ", ".join(f"{k} {v}" for k, v in (p.get("errors") or {}).items())
+        lines.append(
+            f"`{name}`: {p.get('requests', 0)} requests · {p.get('wins', 0)} wins · "
+            f"{p.get('error_count', 0)} errors{f' ({errors})' if errors else ''} · "
+            f"p95 {(p.get('latency_ms') or {}).get('p95', 0.0):.0f} ms"
+        )
+    return _lines(lines)
+
+
+def _stats_latency(lat: Mapping[str, Any]) -> str:
+    lines = ["*Latency* (ms)"]
+    for step, p in lat.items():
+        lines.append(
+            f"`{step}` p50 {p.get('p50', 0.0):.1f} · p95 {p.get('p95', 0.0):.1f} · "
+            f"p99 {p.get('p99', 0.0):.1f}"
+        )
+    return _lines(lines)
+
+
+_STATS_RENDERERS = {
+    "cache": _stats_cache,
+    "reconcile": _stats_reconcile,
+    "llm": _stats_llm,
+    "latency": _stats_latency,
+}
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def _lines(lines: Sequence[str]) -> str:
+    # Figures are ours, but provider and model names come from settings: escape everything
+    # (`*` and backticks stay formatting).
+    return "\n".join(escape_mrkdwn(line) for line in lines)
+
+
+# Small messages --------------------------------------------------------------------------------
+
+
+def notice(text: str) -> Message:
+    """A short mrkdwn message (help, refusals, confirmations); `text` is already safe."""
+    return Message(text=truncate(text, FALLBACK_TEXT_LIMIT), blocks=[_section(text)])
+
+
+def help_message(files_only: bool = False) -> Message:
+    return notice(FILE_HELP_TEXT if files_only else HELP_TEXT)
+
+
+# Limits --------------------------------------------------------------------------------------
+
+
+def fit(blocks: list[Block]) -> list[Block]:
+    """Enforce Slack's per-block and per-message limits on blocks we built."""
+    out: list[Block] = []
+    for block in blocks:
+        b = dict(block)
+        kind = b.get("type")
+        if kind == "section":
+            if isinstance(b.get("text"), dict):
+                b["text"] = _text_obj(b["text"], SECTION_LIMIT)
+            if b.get("fields"):
+                fields = b["fields"][:FIELDS_PER_SECTION]
+                b["fields"] = [_text_obj(f, FIELD_LIMIT) for f in fields]
+        elif kind == "header":
+            b["text"] = _text_obj(b["text"], HEADER_LIMIT)
+        elif kind == "context":
+            elements = b.get("elements", [])
+            if len(elements) > CONTEXT_ELEMENTS:
+                head = elements[: CONTEXT_ELEMENTS - 1]
+                rest = " · ".join(e.get("text", "") for e in elements[CONTEXT_ELEMENTS - 1 :])
+                elements = [*head, {"type": "mrkdwn", "text": rest}]
+            b["elements"] = [_text_obj(e, SECTION_LIMIT) for e in elements]
+        out.append(b)
+    if len(out) > MAX_BLOCKS:
+        actions = [b for b in out if b.get("type") == "actions"][-1:]
+        keep = MAX_BLOCKS - 1 - len(actions)
+        out = [
+            *out[:keep],
+            _context([f"{len(out) - keep - len(actions)} more blocks cut {CUT_MARK}"]),
+            *actions,
+        ]
+    return out
+
+
+def _text_obj(obj: Mapping[str, Any], limit: int) -> dict[str, Any]:
+    text = str(obj.get("text", "")) or " "
+    if len(text) > limit:
+        if obj.get("type") == "mrkdwn" and text.endswith("```") and text.count("```") >= 2:
+            text = "```" + truncate(text[3:-3], limit - 6) + "```"
+        else:
+            text = truncate(text, limit)
+    return {**obj, "text": text}
+
+
+def _section(text: str, block_id: str | None = None) -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": text or " "}}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def _context(texts: Sequence[str], block_id: str | None = None) -> Block:
+    block: Block = {"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in texts]}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(plain(text), limit), "emoji": True}
+
+
+def _button(text: str, action_id: str, value: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "value": value[:2000],
+    }

@@ -1,0 +1,183 @@
+"""Operations: Prometheus metrics and a small aiohttp server with `/healthz` and `/metrics`.
+
+Metrics live in their own registry (one per bot), so several bots in one test process do not
+collide. Provider error figures come from the engine's call log at scrape time (a window of
+recent calls), everything else is counted as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from engine.model import Suggestion
+
+log = logging.getLogger("sales_agent.bot.ops")
+
+_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 60.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "sales_agent_slack_events",
+            "Slack messages seen, by what the bot did with them",
+            ["outcome"],  # accepted, duplicate, ignored
+            registry=r,
+        )
+        self.turns = Counter(
+            "sales_agent_turns",
+            "Turns finished, by outcome",
+            ["outcome"],  # card, help, failed, channel_error, gave_up, regenerated
+            registry=r,
+        )
+        self.turn_seconds = Histogram(
+            "sales_agent_turn_seconds",
+            "From accepting a Slack message to its finished card",
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.working_seconds = Histogram(
+            "sales_agent_working_signal_seconds",
+            "From accepting a message to showing it is being worked on (status or reaction)",
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.engine_seconds = Histogram(
+            "sales_agent_engine_step_seconds",
+            "Engine latency per step (end_to_end, capture, detect, reconcile, generate, cache)",
+            ["step"],
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.cache = Counter(
+            "sales_agent_cache_lookups",
+            "Suggestions by cache tier (exact and semantic are hits)",
+            ["tier"],
+            registry=r,
+        )
+        self.provider_calls = Counter(
+            "sales_agent_provider_calls",
+            "Step calls behind delivered suggestions, by provider and model",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.offline_fallbacks = Counter(
+            "sales_agent_offline_fallbacks",
+            "Turns the offline playbook answered because the LLM providers were unavailable",
+            registry=r,
+        )
+        self.provider_errors = Gauge(
+            "sales_agent_provider_errors",
+            "Provider errors in the engine's recent call log, by provider and kind",
+            ["provider", "kind"],
+            registry=r,
+        )
+        self.slack_errors = Counter(
+            "sales_agent_slack_api_errors",
+            "Slack Web API errors, by error code",
+            ["error"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "sales_agent_feedback", "Feedback clicks on cards", ["value"], registry=r
+        )
+        self.socket_connected = Gauge(
+            "sales_agent_socket_connected", "1 when the Socket Mode connection is up", registry=r
+        )
+        self.inbox = Gauge("sales_agent_inbox_items", "Inbox rows by state", ["state"], registry=r)
+        self.inflight = Gauge("sales_agent_turns_in_flight", "Turns running now", registry=r)
+
+    def observe_suggestion(self, s: Suggestion) -> None:
+        self.cache.labels(s.cache).inc()
+        self.engine_seconds.labels("end_to_end").observe(s.latency_ms / 1000)
+        for step, ms in s.step_ms.items():
+            self.engine_seconds.labels(step).observe(ms / 1000)
+        for call in s.calls:
+            self.provider_calls.labels(call.provider, call.model).inc()
+        if s.offline:
+            self.offline_fallbacks.inc()
+
+    def set_provider_errors(self, report: Mapping[str, Any]) -> None:
+        providers = (report.get("llm") or {}).get("providers") or {}
+        self.provider_errors.clear()
+        for name, p in providers.items():
+            for kind, n in (p.get("errors") or {}).items():
+                self.provider_errors.labels(name, kind).set(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+HealthCheck = Callable[[], Awaitable[Mapping[str, bool]]]
+Refresh = Callable[[], Awaitable[None]]
+
+
+class OpsServer:
+    """`GET /healthz`: 200 when every check passes, else 503, with a JSON body of the checks.
+    `GET /metrics`: Prometheus text format."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        health: HealthCheck,
+        refresh: Refresh | None = None,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 0,
+    ) -> None:
+        self.metrics = metrics
+        self.health = health
+        self.refresh = refresh
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        address = self._runner.addresses[0]
+        self.port = int(address[1])
+        log.info("ops endpoints on http://%s:%d (/healthz, /metrics)", self.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        try:
+            checks = dict(await asyncio.wait_for(self.health(), 3.0))
+        except Exception as exc:
+            checks = {"error": False}
+            log.warning("health check failed: %s", type(exc).__name__)
+        ok = all(checks.values())
+        body = {"ok": ok, **checks}
+        return web.Response(
+            status=200 if ok else 503, text=json.dumps(body), content_type="application/json"
+        )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if self.refresh is not None:
+            try:
+                await asyncio.wait_for(self.refresh(), 3.0)
+            except Exception as exc:
+                log.warning("refreshing metrics failed: %s", type(exc).__name__)
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )

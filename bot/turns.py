@@ -1,0 +1,402 @@
+"""Turns: accept a Slack message exactly once, then coach it into a card in its thread.
+
+`TurnRunner.accept` writes the message to the inbox (a duplicate is dropped there) and starts
+the turn as a task; listeners return at once, so Slack gets its ack. A turn:
+
+1. counts an attempt (a message that keeps failing is given up after `max_attempts`; when
+   Slack or the network fails for a while the turn is tried again after a backoff);
+2. shows it is working within a second: `assistant.threads.setStatus` ("reading the deal…"),
+   or an :eyes: reaction where status is unavailable;
+3. asks the engine (or reuses the suggestion an earlier attempt stored);
+4. streams the reply into the thread and finishes it as the card (`bot.delivery`);
+5. marks the inbox row done.
+
+At start-up `recover()` runs every pending row again; a row that already has a reply `ts`
+finishes that message rather than posting another. On shutdown in-flight turns get
+`drain_timeout` seconds, then are cancelled and stay pending for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from engine.errors import EmptyMessage
+from engine.model import Suggestion, ThreadKey, TurnInput
+from engine.stats import StatsReport
+
+from . import blocks
+from .delivery import CHANNEL_ERRORS, Delivery, slack_error
+from .inbox import Inbox, InboxItem
+from .ops import Metrics
+from .text import escape_mrkdwn
+
+log = logging.getLogger("sales_agent.bot.turns")
+
+METADATA_EVENT = "sales_agent_turn"
+
+
+class Coach(Protocol):
+    """What the bot needs from the engine (`engine.pipeline.orchestrator.Engine`)."""
+
+    async def handle(self, turn: TurnInput) -> Suggestion: ...
+
+    async def regenerate(self, suggestion_id: str) -> Suggestion | None: ...
+
+    async def feedback(self, suggestion_id: str, positive: bool) -> bool: ...
+
+    async def reset(self, key: ThreadKey) -> None: ...
+
+    async def stats(self, window: int = 10_000) -> StatsReport: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BotConfig:
+    admins: frozenset[str] = frozenset()
+    status_text: str = "reading the deal…"
+    working_reaction: str = "eyes"
+    stream: bool = True
+    min_update_interval: float = 1.0  # chat.update at most about once a second
+    max_concurrent_turns: int = 16
+    max_attempts: int = 3
+    retry_backoff: float = 2.0  # seconds before a turn Slack failed is tried again (doubling)
+    drain_timeout: float = 10.0
+    # Finished inbox rows are kept this long: they dedupe redeliveries and remember threads.
+    inbox_retention_s: float = 30 * 86400.0
+    stats_timeout: float = 2.0  # /agent-stats answers in the ack when ready by then
+    http_host: str = "0.0.0.0"
+    http_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    bot_user_id: str
+    bot_id: str
+    team_id: str
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        *,
+        engine: Coach,
+        inbox: Inbox,
+        client: AsyncWebClient,
+        identity: Identity,
+        metrics: Metrics,
+        config: BotConfig,
+    ) -> None:
+        self.engine = engine
+        self.inbox = inbox
+        self.client = client
+        self.identity = identity
+        self.metrics = metrics
+        self.config = config
+        self._limit = asyncio.Semaphore(config.max_concurrent_turns)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._running: set[str] = set()
+        self._closing = False
+        self._warned_channels: set[tuple[str, str]] = set()
+        self._status_unavailable: set[str] = set()  # channel kinds (C, G, D) without status
+        self._stream_unavailable = not config.stream
+
+    # Accepting -------------------------------------------------------------------------------
+
+    async def accept(self, item: InboxItem) -> bool:
+        """Write the message to the inbox and start its turn; False for a duplicate."""
+        if self._closing:
+            # Not acked as handled work: Slack will redeliver it to the next process.
+            raise RuntimeError("the bot is shutting down")
+        if not await self.inbox.accept(item):
+            self.metrics.events.labels("duplicate").inc()
+            log.info("duplicate delivery of %s ignored", item.id)
+            return False
+        self.metrics.events.labels("accepted").inc()
+        self._start(item, time.monotonic())
+        return True
+
+    async def recover(self) -> int:
+        """Run the turns a previous process accepted but did not finish."""
+        items = await self.inbox.store.unfinished()
+        for item in items:
+            if item.id not in self._running:
+                log.info("resuming unfinished turn %s (attempt %d)", item.id, item.attempts + 1)
+                self._start(item, time.monotonic())
+        return len(items)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run background work (clicks, late slash-command answers) that shutdown waits for."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Stop taking turns; wait for in-flight ones, then cancel the rest (they stay pending
+        in the inbox and run at the next start)."""
+        self._closing = True
+        pending = [t for t in self._tasks if not t.done()]
+        if not pending:
+            return
+        wait = self.config.drain_timeout if timeout is None else timeout
+        _, still = await asyncio.wait(pending, timeout=wait)
+        for task in still:
+            task.cancel()
+        if still:
+            log.warning("%d turn(s) unfinished at shutdown: they stay in the inbox", len(still))
+            await asyncio.wait(still, timeout=5.0)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def _start(self, item: InboxItem, accepted_at: float) -> None:
+        self._running.add(item.id)
+        task = self.spawn(self._turn(item, accepted_at))
+        task.add_done_callback(lambda _: self._running.discard(item.id))
+
+    # One turn --------------------------------------------------------------------------------
+
+    async def _turn(self, item: InboxItem, accepted_at: float) -> None:
+        async with self._limit:
+            self.metrics.inflight.inc()
+            try:
+                current: InboxItem | None = item
+                for retry in range(self.config.max_attempts):
+                    if current is None or not await self._attempt(current, accepted_at):
+                        return
+                    # Slack or the network failed for a while: try again, finishing what the
+                    # last attempt got done (its suggestion, its reply ts).
+                    await asyncio.sleep(self.config.retry_backoff * (2**retry))
+                    current = await self.inbox.store.get(item.id)
+            finally:
+                self.metrics.inflight.dec()
+
+    async def _attempt(self, item: InboxItem, accepted_at: float) -> bool:
+        """One try at the turn; True when it should be tried again (a transient failure)."""
+        attempts = await self.inbox.store.start_attempt(item.id)
+        if attempts > self.config.max_attempts:
+            log.error("giving up on %s after %d attempts", item.id, attempts - 1)
+            await self.inbox.store.finish(item.id, "failed", error="gave up after retries")
+            self.metrics.turns.labels("gave_up").inc()
+            return False
+        working: asyncio.Task[str | None] | None = None
+        if item.reply_ts is None:
+            working = asyncio.create_task(self._show_working(item, accepted_at))
+        delivery = self._delivery(item)
+        try:
+            outcome, suggestion_id = await self._coach_and_deliver(item, delivery, working)
+            await self.inbox.store.finish(
+                item.id, "done", reply_ts=delivery.ts, suggestion_id=suggestion_id
+            )
+            self.metrics.turns.labels(outcome).inc()
+            self.metrics.turn_seconds.observe(time.monotonic() - accepted_at)
+        except asyncio.CancelledError:
+            raise  # shutdown: the row stays pending
+        except SlackApiError as exc:
+            error = slack_error(exc) or "unknown_error"
+            self.metrics.slack_errors.labels(error).inc()
+            if error in CHANNEL_ERRORS:
+                self._warn_channel(item.channel, error)
+                await self.inbox.store.finish(item.id, "failed", error=error)
+                self.metrics.turns.labels("channel_error").inc()
+            elif _transient(exc) and attempts < self.config.max_attempts:
+                log.warning("Slack error on %s (%s): trying again", item.id, error)
+                return True
+            else:
+                log.error("Slack error on %s: %s", item.id, error)
+                await self._fail(item, delivery, f"slack:{error}")
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            if attempts < self.config.max_attempts:
+                log.warning("cannot reach Slack for %s (%s): trying again", item.id, _kind(exc))
+                return True
+            log.error("cannot reach Slack for %s: %s", item.id, _kind(exc))
+            await self.inbox.store.finish(item.id, "failed", error=_kind(exc))
+            self.metrics.turns.labels("failed").inc()
+        except Exception as exc:
+            log.exception("turn %s failed: %s", item.id, _kind(exc))
+            await self._fail(item, delivery, _kind(exc))
+        finally:
+            if working is not None:
+                await self._clear_working(item, working)
+        return False
+
+    async def _coach_and_deliver(
+        self, item: InboxItem, delivery: Delivery, working: asyncio.Task[str | None] | None
+    ) -> tuple[str, str | None]:
+        suggestion: Suggestion | None = None
+        if item.suggestion_id:
+            suggestion = await self.inbox.store.suggestion(item.suggestion_id)
+        if suggestion is None:
+            try:
+                suggestion = await self.engine.handle(
+                    TurnInput(
+                        key=item.key,
+                        text=item.text,
+                        message_id=item.id,
+                        author=item.user or "rep",
+                        ts=_float(item.ts),
+                    )
+                )
+            except EmptyMessage:
+                if working is not None:
+                    await asyncio.shield(working)
+                message = blocks.help_message(files_only=bool(item.payload.get("files")))
+                if item.reply_ts:
+                    await delivery.resume(item.reply_ts, message)
+                else:
+                    await delivery.finish(message)
+                return "help", None
+            await self.inbox.store.set_suggestion(item.id, suggestion.id)
+            self.metrics.observe_suggestion(suggestion)
+        if working is not None:
+            await asyncio.shield(working)  # the status shows before the reply starts
+        card = blocks.card(suggestion)
+        if item.reply_ts:
+            await delivery.resume(item.reply_ts, card)
+        else:
+            for piece in stream_pieces(blocks.streamed_lead(suggestion), suggestion.reply):
+                await delivery.write(piece)
+            await delivery.finish(card)
+        return "card", suggestion.id
+
+    def _delivery(self, item: InboxItem) -> Delivery:
+        async def started(ts: str) -> None:
+            await self.inbox.store.set_reply(item.id, ts)
+
+        def unavailable() -> None:
+            self._stream_unavailable = True
+
+        return Delivery(
+            self.client,
+            channel=item.channel,
+            thread_ts=item.thread_ts,
+            recipient_user=item.user or None,
+            recipient_team=item.team or None,
+            stream=not self._stream_unavailable,
+            min_update_interval=self.config.min_update_interval,
+            on_started=started,
+            on_stream_unavailable=unavailable,
+            metadata={"event_type": METADATA_EVENT, "event_payload": {"inbox_id": item.id}},
+        )
+
+    async def _fail(self, item: InboxItem, delivery: Delivery, error: str) -> None:
+        """Tell the rep, without details (no tokens, no internals), and mark the row."""
+        self.metrics.turns.labels("failed").inc()
+        try:
+            message = blocks.notice(
+                "Sorry, I couldn't coach this one: something went wrong on my side. "
+                "Try again in a moment."
+            )
+            if delivery.ts:
+                await delivery.resume(delivery.ts, message)
+            else:
+                await delivery.finish(message)
+        except Exception as exc:
+            log.warning("could not tell the rep about the failure: %s", slack_error(exc) or exc)
+        await self.inbox.store.finish(item.id, "failed", reply_ts=delivery.ts, error=error)
+
+    # Working signal ---------------------------------------------------------------------------
+
+    async def _show_working(self, item: InboxItem, accepted_at: float) -> str | None:
+        kind = item.channel[:1]
+        try:
+            if kind not in self._status_unavailable:
+                try:
+                    await self.client.assistant_threads_setStatus(
+                        channel_id=item.channel,
+                        thread_ts=item.thread_ts,
+                        status=self.config.status_text,
+                    )
+                    return "status"
+                except SlackApiError as exc:
+                    error = slack_error(exc)
+                    if error in ("not_in_channel", "channel_not_found", "is_archived"):
+                        return None
+                    log.info("no status in %s channels (%s): reacting instead", kind, error)
+                    self._status_unavailable.add(kind)
+            try:
+                await self.client.reactions_add(
+                    channel=item.channel, timestamp=item.ts, name=self.config.working_reaction
+                )
+                return "reaction"
+            except SlackApiError as exc:
+                if slack_error(exc) == "already_reacted":
+                    return "reaction"
+                log.info("could not react to %s: %s", item.id, slack_error(exc))
+                return None
+        finally:
+            self.metrics.working_seconds.observe(time.monotonic() - accepted_at)
+
+    async def _clear_working(self, item: InboxItem, working: asyncio.Task[str | None]) -> None:
+        if not working.done():
+            working.cancel()
+            return
+        if working.cancelled() or working.exception() is not None:
+            return
+        if working.result() == "reaction":
+            try:
+                await self.client.reactions_remove(
+                    channel=item.channel, timestamp=item.ts, name=self.config.working_reaction
+                )
+            except SlackApiError as exc:
+                log.debug("could not remove the working reaction: %s", slack_error(exc))
+
+    def _warn_channel(self, channel: str, error: str) -> None:
+        """Log a channel's problem once per process, not for every message."""
+        if (channel, error) in self._warned_channels:
+            return
+        self._warned_channels.add((channel, error))
+        hint = ""
+        if error == "not_in_channel":
+            hint = " (invite the bot with /invite @Sales Agent)"
+        log.warning("cannot post in channel %s: %s%s", channel, error, hint)
+
+
+def stream_pieces(lead: str, reply: str, pieces: int = 4) -> list[str]:
+    """The lead line, then the reply in a few word-aligned pieces, ready to stream."""
+    text = escape_mrkdwn(reply)
+    if not text:
+        return [lead]
+    words = re.split(r"(?<=\s)", text)
+    size = max(len(text) // pieces, 40)
+    out = [lead]
+    current = ""
+    for word in words:
+        current += word
+        if len(current) >= size:
+            out.append(current)
+            current = ""
+    if current:
+        out.append(current)
+    return out
+
+
+def _transient(exc: SlackApiError) -> bool:
+    status = getattr(exc.response, "status_code", 200)
+    return status >= 500 or status == 429 or slack_error(exc) in _TRANSIENT_ERRORS
+
+
+_TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"}
+)
+
+
+def _kind(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _float(ts: str) -> float:
+    try:
+        return float(ts)
+    except ValueError:
+        return 0.0

@@ -1,0 +1,200 @@
+"""The Slack inbox in SQLite (table `inbox`, migrations v4 and v5), an adapter for the bot's
+`bot.inbox.InboxStore` port.
+
+It shares `SqliteStore`'s connection and single worker thread, so inbox writes are serialised
+with the engine's turn commits and nothing blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.inbox import InboxItem, State
+from engine.model import Suggestion
+
+from .sqlite import SqliteStore
+
+_COLUMNS = (
+    "id, team, channel, thread_ts, ts, user, text, payload, state, attempts, received_at, "
+    "reply_ts, suggestion_id, error"
+)
+
+
+class SqliteInboxStore:
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    async def add(self, item: InboxItem) -> bool:
+        def add() -> bool:
+            db = self.store.db
+            with db.conn:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO inbox(id, team, channel, thread_ts, ts, user, text, "
+                    "payload, state, attempts, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+                    [
+                        item.id,
+                        item.team,
+                        item.channel,
+                        item.thread_ts,
+                        item.ts,
+                        item.user,
+                        item.text,
+                        json.dumps(dict(item.payload)),
+                        item.received_at or time.time(),
+                    ],
+                )
+            return cursor.rowcount > 0
+
+        return await self.store._run(add)
+
+    async def start_attempt(self, item_id: str) -> int:
+        def start() -> int:
+            db = self.store.db
+            with db.conn:
+                db.execute("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?", [item_id])
+            row = db.execute("SELECT attempts FROM inbox WHERE id = ?", [item_id]).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self.store._run(start)
+
+    async def set_reply(self, item_id: str, reply_ts: str) -> None:
+        await self._update(item_id, reply_ts=reply_ts)
+
+    async def set_suggestion(self, item_id: str, suggestion_id: str) -> None:
+        await self._update(item_id, suggestion_id=suggestion_id)
+
+    async def finish(
+        self,
+        item_id: str,
+        state: State,
+        *,
+        reply_ts: str | None = None,
+        suggestion_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {"state": state, "done_at": time.time()}
+        if reply_ts is not None:
+            changes["reply_ts"] = reply_ts
+        if suggestion_id is not None:
+            changes["suggestion_id"] = suggestion_id
+        if error is not None:
+            changes["error"] = error[:500]
+        await self._update(item_id, **changes)
+
+    async def get(self, item_id: str) -> InboxItem | None:
+        def read() -> InboxItem | None:
+            row = self.store.db.execute(
+                f"SELECT {_COLUMNS} FROM inbox WHERE id = ?", [item_id]
+            ).fetchone()
+            return _item(row) if row else None
+
+        return await self.store._run(read)
+
+    async def unfinished(self, limit: int = 500) -> Sequence[InboxItem]:
+        def read() -> list[InboxItem]:
+            rows = self.store.db.execute(
+                f"SELECT {_COLUMNS} FROM inbox WHERE state = 'pending' "
+                "ORDER BY received_at LIMIT ?",
+                [limit],
+            ).fetchall()
+            return [_item(row) for row in rows]
+
+        return await self.store._run(read)
+
+    async def thread_known(self, team: str, channel: str, thread_ts: str) -> bool:
+        def read() -> bool:
+            row = self.store.db.execute(
+                "SELECT 1 FROM inbox WHERE team = ? AND channel = ? AND thread_ts = ? "
+                "AND state != 'failed' LIMIT 1",
+                [team, channel, thread_ts],
+            ).fetchone()
+            return row is not None
+
+        return await self.store._run(read)
+
+    async def suggestion(self, suggestion_id: str) -> Suggestion | None:
+        return await self.store.suggestion(suggestion_id)
+
+    async def prune(self, older_than: float) -> int:
+        def prune() -> int:
+            db = self.store.db
+            with db.conn:
+                cursor = db.execute(
+                    "DELETE FROM inbox WHERE state != 'pending' AND received_at < ?", [older_than]
+                )
+            return cursor.rowcount
+
+        return await self.store._run(prune)
+
+    async def writable(self) -> bool:
+        """Take the write lock and let it go: proves the file is open and writable."""
+
+        def probe() -> bool:
+            conn = self.store.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+
+        try:
+            return await self.store._run(probe)
+        except Exception:
+            return False
+
+    async def counts(self) -> Mapping[str, int]:
+        def read() -> dict[str, int]:
+            rows = self.store.db.execute(
+                "SELECT state, COUNT(*) FROM inbox GROUP BY state"
+            ).fetchall()
+            return {state: int(n) for state, n in rows}
+
+        return await self.store._run(read)
+
+    async def _update(self, item_id: str, **changes: Any) -> None:
+        def update() -> None:
+            db = self.store.db
+            columns = ", ".join(f"{name} = ?" for name in changes)
+            with db.conn:
+                db.execute(
+                    f"UPDATE inbox SET {columns} WHERE id = ?", [*changes.values(), item_id]
+                )
+
+        await self.store._run(update)
+
+
+def _item(row: Sequence[Any]) -> InboxItem:
+    (
+        item_id,
+        team,
+        channel,
+        thread_ts,
+        ts,
+        user,
+        text,
+        payload,
+        state,
+        attempts,
+        received_at,
+        reply_ts,
+        suggestion_id,
+        error,
+    ) = row
+    return InboxItem(
+        id=item_id,
+        team=team,
+        channel=channel,
+        thread_ts=thread_ts,
+        ts=ts,
+        user=user or "",
+        text=text or "",
+        payload=json.loads(payload) if payload else {},
+        state=state,
+        attempts=attempts or 0,
+        received_at=received_at or 0.0,
+        reply_ts=reply_ts or None,
+        suggestion_id=suggestion_id or None,
+        error=error or None,
+    )

@@ -1,0 +1,105 @@
+"""The durable inbox on SQLite, and the redaction filter that keeps tokens out of logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.inbox import Inbox, InboxItem
+from bot.logs import RedactSecrets
+from engine.llm.offline import OfflineProvider
+from engine.model import TurnInput
+from engine.pipeline.orchestrator import Engine
+from engine.playbook import default_playbook
+from engine.settings import Settings
+from storage import SqliteStore
+from storage.inbox_store import SqliteInboxStore
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def item(ts: str, thread_ts: str | None = None, channel: str = "C1") -> InboxItem:
+    return InboxItem(
+        id=InboxItem.make_id("T1", channel, ts),
+        team="T1",
+        channel=channel,
+        thread_ts=thread_ts or ts,
+        ts=ts,
+        user="U1",
+        text="too expensive",
+        payload={"event_id": "Ev1", "kind": "mention", "files": 0},
+        received_at=float(ts),
+    )
+
+
+async def test_the_inbox_dedupes_tracks_a_turn_and_survives_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    store = await SqliteStore.open(path)
+    inbox = Inbox(SqliteInboxStore(store))
+    first = item("100.000100")
+    assert await inbox.accept(first) is True
+    assert await inbox.accept(first) is False  # a redelivery collides on the key
+    assert await inbox.accept(item("101.000100", thread_ts="100.000100")) is True
+    assert await inbox.accept(item("102.000100", channel="C2")) is True
+
+    rows = inbox.store
+    assert await rows.start_attempt(first.id) == 1
+    await rows.set_reply(first.id, "100.000200")
+    await rows.set_suggestion(first.id, "s1")
+    await rows.finish(first.id, "done", reply_ts="100.000200", suggestion_id="s1")
+    await rows.finish(item("102.000100", channel="C2").id, "failed", error="not_in_channel")
+    assert await rows.counts() == {"done": 1, "pending": 1, "failed": 1}
+    assert await rows.writable() is True
+    await store.close()
+
+    store = await SqliteStore.open(path)
+    rows = SqliteInboxStore(store)
+    done = await rows.get(first.id)
+    assert done is not None
+    assert (done.state, done.attempts, done.reply_ts, done.suggestion_id) == (
+        "done",
+        1,
+        "100.000200",
+        "s1",
+    )
+    assert done.payload == {"event_id": "Ev1", "kind": "mention", "files": 0}
+    pending = await rows.unfinished()
+    assert [p.ts for p in pending] == ["101.000100"] and pending[0].thread_ts == "100.000100"
+    fresh = Inbox(rows)  # a new process: it learns from SQLite which threads it is in
+    assert await fresh.engaged("T1", "C1", "100.000100") is True
+    assert await fresh.engaged("T1", "C2", "102.000100") is False  # failed: not engaged
+    assert await fresh.engaged("T1", "C1", "999.000100") is False
+    assert await rows.prune(older_than=101.5) == 1  # the done row; pending ones stay
+    assert await rows.get(first.id) is None and len(await rows.unfinished()) == 1
+    await store.close()
+    assert await rows.writable() is False  # closed: /healthz says so
+
+
+async def test_the_inbox_finds_the_suggestion_a_turn_stored(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "s.db")
+    engine = Engine(
+        llm=OfflineProvider(), store=store, settings=Settings(), playbook=default_playbook()
+    )
+    row = item("100.000100")
+    s = await engine.handle(TurnInput(key=row.key, text="We use Gong", message_id=row.id))
+    again = await SqliteInboxStore(store).suggestion(s.id)
+    assert again is not None and again.id == s.id and again.reply == s.reply
+    await store.close()
+
+
+def test_redaction_masks_known_secrets_and_token_shapes() -> None:
+    redact = RedactSecrets(["xoxb-1-2-KNOWN", None, ""])
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "token %s and %s", ("xoxb-1-2-KNOWN", "xapp-9-Z"), None
+    )
+    assert redact.filter(record) is True
+    assert record.getMessage() == "token *** and xapp-***"
+    try:
+        raise RuntimeError("bad xoxp-123-456")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    redact.filter(record)
+    assert "xoxp-123" not in (record.exc_text or "") and "xoxp-***" in (record.exc_text or "")

@@ -1,0 +1,52 @@
+"""manifest.yml has what the bot uses: Socket Mode, scopes, events, the command, interactivity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.listeners.commands import COMMAND
+
+ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.timeout(10)
+
+
+def manifest() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "manifest.yml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_manifest_is_complete_for_socket_mode() -> None:
+    m = manifest()
+    settings = m["settings"]
+    assert settings["socket_mode_enabled"] is True
+    assert settings["interactivity"]["is_enabled"] is True
+    assert set(settings["event_subscriptions"]["bot_events"]) >= {
+        "app_mention",
+        "message.channels",
+        "message.groups",
+        "message.im",
+        "app_home_opened",
+        "assistant_thread_started",
+        "assistant_thread_context_changed",
+    }
+    assert set(m["oauth_config"]["scopes"]["bot"]) >= {
+        "app_mentions:read",
+        "channels:history",
+        "groups:history",
+        "im:history",
+        "chat:write",
+        "commands",
+        "reactions:write",
+        "assistant:write",
+    }
+    [command] = m["features"]["slash_commands"]
+    assert command["command"] == COMMAND and "url" not in command  # Socket Mode: no URL
+    assert m["features"]["app_home"]["messages_tab_enabled"] is True
+    assert m["features"]["app_home"]["messages_tab_read_only_enabled"] is False
+    assert m["features"]["assistant_view"]["assistant_description"]
+    assert 175 <= len(m["display_information"]["long_description"]) <= 4000
