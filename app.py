@@ -19,13 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+# Before numpy loads: a 5 ms embedding gains nothing from two BLAS threads, and on a busy
+# 2-core machine they turn into second-long stalls (devtools/bench_embedder.py).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from engine.codec import suggestion_to_dict
 from engine.errors import EmptyMessage
 from engine.evaluation import GoldenError, Prediction, load_golden, score
-from engine.llm.offline import OfflineProvider
+from engine.llm.factory import LLMStack, build_llm
 from engine.model import Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
+from engine.ports import StatsSource
 from engine.settings import Settings, SettingsError
 from engine.taxonomy import SITUATION_TITLES, SLOT_TITLES
 from storage import SqliteStore
@@ -47,17 +52,42 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    from engine.cache import open_cache
+    from storage.cache_store import SqliteCacheStore
+
     store = await SqliteStore.open(settings.db_path, history_window=settings.history_window)
+    cache = None
+    llm: LLMStack | None = None
     try:
+        # The LLM providers behind the router (or the offline tier when no key is set).
+        llm = await build_llm(settings, calls=store)
+        # The response cache: exact + semantic tiers, kept in the same SQLite file.
+        cache = await open_cache(
+            settings,
+            persistence=SqliteCacheStore(store),
+            suggestion_of=store.suggestion,
+            providers=llm.names,
+        )
+        sources: dict[str, StatsSource] = {"llm": llm}
+        if cache is not None:
+            sources["cache"] = cache
         engine = Engine(
-            llm=OfflineProvider(),
+            llm=llm.provider,
             store=store,
             settings=settings,
             playbook=default_playbook(),
+            cache=cache,
+            tiering=llm.tiering,
             calls=store,
+            sources=sources,
         )
         yield Runtime(settings, engine, store)
     finally:
+        # Providers first: closing them writes the last call records to the store.
+        if llm is not None:
+            await llm.aclose()
+        if cache is not None:
+            await cache.aclose()
         await store.close()
 
 
@@ -258,6 +288,42 @@ async def cmd_stats(settings: Settings, as_json: bool, stdout: TextIO) -> int:
     return 0
 
 
+async def cmd_guard(
+    settings: Settings, paraphrases: Path, hard_negatives: Path, as_json: bool, stdout: TextIO
+) -> int:
+    """The semantic cache's threshold curve: paraphrase hit rate and hard-negative false hits
+    per threshold, with the false-hit guard, for the embedder the settings choose."""
+    from engine.cache.calibration import format_guard_report, guard_report
+    from engine.cache.embedders import build_embedder, threshold_for
+
+    embedder = build_embedder(settings)
+    try:
+        report = await guard_report(
+            embedder, paraphrases, hard_negatives, threshold_for(embedder, settings)
+        )
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        closer = getattr(embedder, "aclose", None)
+        if closer is not None:
+            await closer()
+    print(json.dumps(report) if as_json else format_guard_report(report), file=stdout)
+    return 0 if not report["false_hits_at_chosen"] else 1
+
+
+def cmd_prompts(as_json: bool, stdout: TextIO) -> int:
+    from dataclasses import asdict
+
+    from engine.llm.prompts import format_token_report, token_report
+
+    rows = token_report()
+    if as_json:
+        print(json.dumps([asdict(r) for r in rows]), file=stdout)
+    else:
+        print(format_token_report(rows), file=stdout)
+    return 0
+
+
 async def cmd_run(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     if not settings.slack_enabled:
         print(
@@ -265,7 +331,43 @@ async def cmd_run(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             file=sys.stderr,
         )
         return await cmd_chat(settings, stdin, stdout, None)
-    raise UsageError("the Slack bot is not built yet")
+    return await run_slack(settings)
+
+
+async def run_slack(settings: Settings) -> int:
+    """The Slack bot over Socket Mode until SIGTERM/SIGINT, then a graceful stop: no new
+    events, in-flight turns finish or stay in the inbox for the next start, pools and the
+    database closed."""
+    import signal
+
+    from bot.app import SlackBot
+    from bot.logs import install_redaction
+    from bot.turns import BotConfig
+    from storage.inbox_store import SqliteInboxStore
+
+    assert settings.slack_bot_token and settings.slack_app_token
+    install_redaction([settings.slack_bot_token, settings.slack_app_token])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with runtime(settings) as rt:
+        bot = SlackBot(
+            engine=rt.engine,
+            inbox_store=SqliteInboxStore(rt.store),
+            bot_token=settings.slack_bot_token,
+            app_token=settings.slack_app_token,
+            api_url=settings.slack_api_url,
+            config=BotConfig(admins=settings.admins, http_port=settings.http_port),
+        )
+        try:
+            await bot.run(stop)
+        except Exception as exc:
+            # The SDK's errors name Slack's answer, never the tokens; keep the line short.
+            log.error("the Slack bot stopped: %s: %s", type(exc).__name__, str(exc)[:300])
+            return 1
+    return 0
 
 
 # Entry point ---------------------------------------------------------------------------------
@@ -285,6 +387,22 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     st = sub.add_parser("stats", help="cache, reconcile, provider and latency figures")
     st.add_argument("--json", action="store_true")
+    pr = sub.add_parser("prompts", help="prompt token counts per step and style")
+    pr.add_argument("--json", action="store_true")
+    guard = sub.add_parser(
+        "guard", help="semantic cache: paraphrase hits and hard-negative false hits per threshold"
+    )
+    guard.add_argument("--paraphrases", type=Path, default=GOLDEN.parent / "paraphrases.jsonl")
+    guard.add_argument(
+        "--hard-negatives", type=Path, default=GOLDEN.parent / "hard_negatives.jsonl"
+    )
+    guard.add_argument("--json", action="store_true")
+    bench = sub.add_parser(
+        "bench", help="latency ladder against the fake LLM server (--overhead: engine cost)"
+    )
+    from devtools.bench.cli import add_arguments as bench_arguments
+
+    bench_arguments(bench)
     return p
 
 
@@ -313,6 +431,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(cmd_eval(settings, args.golden, args.json, sys.stdout))
             case "stats":
                 return asyncio.run(cmd_stats(settings, args.json, sys.stdout))
+            case "prompts":
+                return cmd_prompts(args.json, sys.stdout)
+            case "guard":
+                return asyncio.run(
+                    cmd_guard(
+                        settings, args.paraphrases, args.hard_negatives, args.json, sys.stdout
+                    )
+                )
+            case "bench":
+                from devtools.bench.cli import main as bench_main
+
+                return bench_main(args, settings, sys.stdout)
     except UsageError as exc:
         print(f"sales-agent: error: {exc}", file=sys.stderr)
         return 2

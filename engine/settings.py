@@ -41,6 +41,8 @@ class Settings:
     max_message_chars: int = 4000
     history_window: int = 6
     pipeline: PipelineMode = "parallel"
+    # Start generate on the offline tier's guess while capture and detect run (see Engine).
+    speculative: bool = False
     reconcile_confidence: float = 0.7
     reconcile_max_new_slots: int = 3
 
@@ -58,7 +60,6 @@ class Settings:
     tiering: bool = True
     prompt_style: Literal["compact", "verbose"] = "compact"
     step_budget_s: float = 8.0
-    http2: bool = True
 
     # Response cache
     cache: bool = True
@@ -88,6 +89,7 @@ class Settings:
             max_message_chars=r.integer("SALES_AGENT_MAX_CHARS", 4000, minimum=200),
             history_window=r.integer("SALES_AGENT_HISTORY", 6, minimum=0),
             pipeline=r.choice("SALES_AGENT_PIPELINE", "parallel", PipelineMode),
+            speculative=r.flag("SALES_AGENT_SPECULATIVE", False),
             anthropic_api_key=r.secret("ANTHROPIC_API_KEY"),
             anthropic_base_url=r.optional("ANTHROPIC_BASE_URL"),
             openai_api_key=r.secret("OPENAI_API_KEY"),
@@ -103,7 +105,6 @@ class Settings:
             tiering=r.flag("SALES_AGENT_TIERING", True),
             prompt_style=r.choice("SALES_AGENT_PROMPTS", "compact", Literal["compact", "verbose"]),
             step_budget_s=r.number("SALES_AGENT_STEP_BUDGET_S", 8.0, minimum=0.1),
-            http2=r.flag("SALES_AGENT_HTTP2", True),
             cache=r.flag("SALES_AGENT_CACHE", True),
             cache_ttl_s=r.number("SALES_AGENT_CACHE_TTL_S", 3600.0, minimum=0.0),
             cache_size=r.integer("SALES_AGENT_CACHE_SIZE", 1000, minimum=1),

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+
+# As app.py does, before numpy loads: one BLAS thread for small embeddings.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 

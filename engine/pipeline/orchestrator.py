@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..errors import EmptyMessage
 from ..model import (
@@ -23,6 +24,8 @@ from ..model import (
 )
 from ..playbook import Playbook
 from ..ports import CallLog, ContextStore, Provider, ResponseCache, StatsSource, StepResult
+from ..rules.capture import capture as rules_capture
+from ..rules.detect import detect as rules_detect
 from ..settings import Settings
 from ..stats import StatsReport, build_report
 from . import reconcile, steps
@@ -69,6 +72,8 @@ class Engine:
         self.sources = dict(sources or {})
         self._locks: dict[ThreadKey, asyncio.Lock] = {}
         self._waiting: dict[ThreadKey, int] = {}
+        # Speculative generation (settings.speculative): drafts started, kept and thrown away.
+        self.speculation = {"started": 0, "kept": 0, "wasted": 0}
 
     async def handle(self, turn: TurnInput) -> Suggestion:
         """Coach one prospect message: the suggestion, already stored with the thread."""
@@ -161,20 +166,15 @@ class Engine:
         started: float,
         notes: tuple[str, ...],
     ) -> Suggestion:
-        analysis = await self.analyse(text, context)
-        strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
-        t0 = time.perf_counter()
-        draft, gen_result = await steps.generate(
-            self.llm,
-            text,
-            analysis.merged,
-            context.history,
-            analysis.detection,
-            strategy,
-            self.tiering("generate", text, analysis.merged),
-            self.settings.prompt_style,
-        )
-        step_ms = dict(analysis.step_ms) | {"generate": _ms(t0)}
+        if self.settings.speculative:
+            analysis, strategy, draft, gen_result, gen_ms = await self._speculate(text, context)
+        else:
+            analysis = await self.analyse(text, context)
+            strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
+            draft, gen_result, gen_ms = await self._generate(
+                text, analysis.merged, context.history, analysis.detection, strategy
+            )
+        step_ms = dict(analysis.step_ms) | {"generate": gen_ms}
         calls = (*(r.call for r in analysis.results), gen_result.call)
         if any(call.fallback for call in calls):
             notes += ("LLM providers were unavailable: the offline playbook answered.",)
@@ -192,6 +192,57 @@ class Engine:
             triggers=analysis.reconcile_triggers,
             notes=notes,
         )
+
+    async def _generate(
+        self,
+        text: str,
+        slots: Mapping[str, str],
+        history: tuple[str, ...],
+        detection: Detection,
+        strategy: Strategy,
+    ) -> tuple[Draft, StepResult, float]:
+        t0 = time.perf_counter()
+        draft, result = await steps.generate(
+            self.llm,
+            text,
+            slots,
+            history,
+            detection,
+            strategy,
+            self.tiering("generate", text, slots),
+            self.settings.prompt_style,
+        )
+        return draft, result, _ms(t0)
+
+    async def _speculate(
+        self, text: str, context: ThreadContext
+    ) -> tuple[Analysis, Strategy, Draft, StepResult, float]:
+        """Generate on the offline tier's guess while capture and detect run; keep that draft
+        when the LLM's analysis selects the same strategy, else cancel it and generate again."""
+        before = context.values()
+        slots = before | dict(rules_capture(text, before).slots)
+        guess = rules_detect(text, slots)
+        guessed = steps.select(self.playbook, guess, slots)
+        spec = asyncio.ensure_future(
+            self._generate(text, slots, context.history, guess, guessed)
+        )
+        self.speculation["started"] += 1
+        try:
+            analysis = await self.analyse(text, context)
+        except BaseException:
+            _abandon(spec)
+            raise
+        strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
+        if strategy.name == guessed.name:
+            self.speculation["kept"] += 1
+            draft, result, ms = await spec
+            return analysis, strategy, draft, result, ms
+        self.speculation["wasted"] += 1
+        _abandon(spec)
+        draft, result, ms = await self._generate(
+            text, analysis.merged, context.history, analysis.detection, strategy
+        )
+        return analysis, strategy, draft, result, ms
 
     async def _cached(
         self, turn: TurnInput, text: str, context: ThreadContext, started: float
@@ -297,6 +348,12 @@ class _ThreadLock:
         engine._waiting[self.key] -= 1
         if not engine._waiting[self.key]:
             del engine._waiting[self.key], engine._locks[self.key]
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel a speculative draft nobody will use, without leaving its error unread."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def _ms(since: float) -> float:
