@@ -51,7 +51,8 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Runtime]:
+    """The engine and its adapters; `warm` readies the embedder for commands that coach."""
     from engine.cache import open_cache
     from storage.cache_store import SqliteCacheStore
 
@@ -60,7 +61,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     llm: LLMStack | None = None
     try:
         # The LLM providers behind the router (or the offline tier when no key is set).
-        llm = await build_llm(settings, calls=store)
+        llm = await build_llm(settings, calls=store, warm_up=warm)
         # The response cache: exact + semantic tiers, kept in the same SQLite file.
         cache = await open_cache(
             settings,
@@ -71,6 +72,8 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
         sources: dict[str, StatsSource] = {"llm": llm}
         if cache is not None:
             sources["cache"] = cache
+            if warm:
+                await cache.warm_up()
         engine = Engine(
             llm=llm.provider,
             store=store,
@@ -137,7 +140,7 @@ def turn_json(s: Suggestion) -> dict[str, Any]:
 async def cmd_chat(settings: Settings, stdin: TextIO, stdout: TextIO, thread: str | None) -> int:
     key = ThreadKey("console", "chat", thread or uuid.uuid4().hex[:12])
     interactive = stdin.isatty()
-    async with runtime(settings) as rt:
+    async with runtime(settings, warm=True) as rt:
         if interactive:
             print("Paste what the prospect said (Ctrl-D to quit).", file=stdout)
         while True:
@@ -159,7 +162,7 @@ async def cmd_chat(settings: Settings, stdin: TextIO, stdout: TextIO, thread: st
 async def cmd_replay(settings: Settings, path: Path, as_json: bool, stdout: TextIO) -> int:
     turns = read_replay(path)
     run = uuid.uuid4().hex[:8]
-    async with runtime(settings) as rt:
+    async with runtime(settings, warm=True) as rt:
         by_thread: dict[str, list[TurnInput]] = {}
         for thread, text, number in turns:
             key = ThreadKey("replay", run, thread)
@@ -268,6 +271,13 @@ async def cmd_stats(settings: Settings, as_json: bool, stdout: TextIO) -> int:
         f"semantic {c['semantic_hits']} of {c['lookups']} lookups)",
         file=stdout,
     )
+    if c.get("enabled", True):
+        print(
+            f"cache: {c.get('size', 0)} entries, embedder {c.get('embedder') or 'off'}, "
+            f"semantic threshold {c.get('threshold')}, {c.get('evictions', 0)} evictions, "
+            f"{c.get('guard_rejections', 0)} guard rejections",
+            file=stdout,
+        )
     triggers = ", ".join(f"{k} {v}" for k, v in r["triggers"].items()) or "none"
     print(f"reconcile: {r['rate']:.1%} of {r['turns']} analysed turns ({triggers})", file=stdout)
     for step, p in lat.items():
@@ -352,7 +362,7 @@ async def run_slack(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with runtime(settings) as rt:
+    async with runtime(settings, warm=True) as rt:
         bot = SlackBot(
             engine=rt.engine,
             inbox_store=SqliteInboxStore(rt.store),
@@ -448,6 +458,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`sales-agent stats | head`): nothing left to say to it.
+        sys.stderr.close()
+        return 0
     return 2
 
 

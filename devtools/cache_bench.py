@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.cache.embedders import DEFAULT_THRESHOLDS
-from engine.cache.response_cache import ResponseCacheImpl
+from engine.cache.response_cache import TwoTierCache
 from engine.model import Suggestion, ThreadContext, ThreadKey
 from engine.ports import Embedder
 from engine.stats import percentiles
@@ -126,7 +126,7 @@ async def run(entries: int, exact_n: int, semantic_n: int, embedder_name: str) -
         fill_s = time.perf_counter() - t0
         table = {message_text(t): v for t, v in zip(fill, vectors, strict=True)}
         embedder = _Prefilled(model, table)
-    cache = ResponseCacheImpl(
+    cache = TwoTierCache(
         version="bench",
         embedder=embedder,
         threshold=DEFAULT_THRESHOLDS[embedder.name] if embedder else None,

@@ -26,7 +26,7 @@ from engine.cache.embedders import (
 from engine.cache.fingerprint import answer_version, canonical_context, fingerprint, message_text
 from engine.cache.minilm import MiniLMEmbedder
 from engine.cache.openai_embedder import OpenAIEmbedder
-from engine.cache.response_cache import ResponseCacheImpl
+from engine.cache.response_cache import TwoTierCache
 from engine.llm.offline import OfflineProvider
 from engine.model import SlotValue, Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
@@ -175,7 +175,7 @@ class Stack:
 
     async def open(self) -> Stack:
         self.store = await SqliteStore.open(self.path)
-        self.cache = ResponseCacheImpl(
+        self.cache = TwoTierCache(
             version=self.version,
             embedder=self.embedder,  # type: ignore[arg-type]
             threshold=MINILM_THRESHOLD if self.embedder is not None else None,
@@ -290,7 +290,7 @@ async def test_regenerate_bypasses_the_cache(stack: Stack) -> None:
 
 
 async def test_storing_the_same_message_and_context_replaces_the_entry() -> None:
-    cache = ResponseCacheImpl(version="v1")
+    cache = TwoTierCache(version="v1")
     await cache.store(PRICE, context(), suggestion(1, "first answer"))
     await cache.store(PRICE, context(), suggestion(2, "second answer"))
     hit = await cache.lookup(PRICE, context())
@@ -345,7 +345,7 @@ async def test_stats_reach_the_engine_report(stack: Stack) -> None:
 
 
 async def test_without_an_embedder_the_exact_tier_still_works() -> None:
-    cache = ResponseCacheImpl(version="v1", embedder=None)
+    cache = TwoTierCache(version="v1", embedder=None)
     await cache.store(PRICE, context(), suggestion(1))
     hit = await cache.lookup("  honestly it's JUST too expensive for a team our size ", context())
     assert hit is not None and hit.tier == "exact"
@@ -357,7 +357,7 @@ async def test_without_an_embedder_the_exact_tier_still_works() -> None:
 
 async def test_entries_expire_after_the_ttl() -> None:
     clock = Clock()
-    cache = ResponseCacheImpl(
+    cache = TwoTierCache(
         version="v1", embedder=WordsEmbedder(), threshold=0.8, ttl_s=60, clock=clock
     )
     await cache.store("we need twelve seats for the sales team", context(), suggestion(1))
@@ -380,7 +380,7 @@ async def test_the_least_recently_used_entry_is_evicted(tmp_path: Path) -> None:
         return clock.now
 
     try:
-        cache = ResponseCacheImpl(
+        cache = TwoTierCache(
             version="v1",
             embedder=WordsEmbedder(),
             threshold=0.99,
@@ -403,7 +403,7 @@ async def test_the_least_recently_used_entry_is_evicted(tmp_path: Path) -> None:
         )
         assert sorted(texts) == ["alpha one", "charlie three", "delta four"]
         # A restart rebuilds the same order: charlie is the oldest now.
-        again = ResponseCacheImpl(
+        again = TwoTierCache(
             version="v1", max_entries=3, persistence=SqliteCacheStore(store), clock=tick
         )
         assert await again.load() == 3
@@ -416,7 +416,7 @@ async def test_the_least_recently_used_entry_is_evicted(tmp_path: Path) -> None:
 
 async def test_an_embedder_that_fails_leaves_the_exact_tier_working() -> None:
     flaky = Failing(TimeoutError("slow network"))
-    cache = ResponseCacheImpl(version="v1", embedder=flaky, threshold=0.9)  # type: ignore[arg-type]
+    cache = TwoTierCache(version="v1", embedder=flaky, threshold=0.9)  # type: ignore[arg-type]
     await cache.store(PRICE, context(), suggestion(1))
     assert await cache.lookup(PRICE_REWORDED, context()) is None
     hit = await cache.lookup(PRICE, context())
@@ -425,7 +425,7 @@ async def test_an_embedder_that_fails_leaves_the_exact_tier_working() -> None:
     assert stats["since_start"]["embed_errors"] == 2 and stats["semantic"] == "on"  # type: ignore[index]
 
     broken = Failing(EmbedderUnavailable("weights missing"))
-    cache = ResponseCacheImpl(version="v1", embedder=broken, threshold=0.9)  # type: ignore[arg-type]
+    cache = TwoTierCache(version="v1", embedder=broken, threshold=0.9)  # type: ignore[arg-type]
     assert await cache.lookup(PRICE, context()) is None
     assert await cache.lookup(PRICE, context()) is None
     assert broken.calls == 1
@@ -435,7 +435,7 @@ async def test_an_embedder_that_fails_leaves_the_exact_tier_working() -> None:
 async def test_every_hard_negative_pair_misses(dataset_vectors: TableEmbedder) -> None:
     pairs = load_pairs(DATA / "hard_negatives.jsonl")
     embedder = dataset_vectors
-    cache = ResponseCacheImpl(version="v1", embedder=embedder, threshold=MINILM_THRESHOLD)
+    cache = TwoTierCache(version="v1", embedder=embedder, threshold=MINILM_THRESHOLD)
     over_threshold = 0
     for i, pair in enumerate(pairs):
         for j, (cached, new) in enumerate(((pair.a, pair.b), (pair.b, pair.a))):
@@ -452,7 +452,7 @@ async def test_every_hard_negative_pair_misses(dataset_vectors: TableEmbedder) -
 async def test_most_paraphrases_hit_the_semantic_tier(dataset_vectors: TableEmbedder) -> None:
     pairs = load_pairs(DATA / "paraphrases.jsonl")
     embedder = dataset_vectors
-    cache = ResponseCacheImpl(version="v1", embedder=embedder, threshold=MINILM_THRESHOLD)
+    cache = TwoTierCache(version="v1", embedder=embedder, threshold=MINILM_THRESHOLD)
     hits = 0
     for i, pair in enumerate(pairs):
         scope = context(team_size=str(i))
@@ -511,7 +511,7 @@ async def test_the_openai_embedder_against_a_fake_server() -> None:
             vectors = await embedder.embed(["the price is too high", "does it do SSO?"])
             assert vectors.shape == (2, 1536) and vectors.dtype == np.float32
             assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-            cache = ResponseCacheImpl(version="v1", embedder=embedder, threshold=0.92)
+            cache = TwoTierCache(version="v1", embedder=embedder, threshold=0.92)
             await cache.store("Our budget is $50k for this year", context(), suggestion(1))
             assert await cache.lookup("our budget is $50k for this year!", context())
             assert await cache.lookup("Our budget is $90k for this year", context()) is None

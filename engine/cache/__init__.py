@@ -12,9 +12,9 @@ from ..settings import Settings
 from .embedders import build_embedder, threshold_for
 from .fingerprint import answer_version
 from .persistence import CachePersistence
-from .response_cache import ResponseCacheImpl, SuggestionLookup
+from .response_cache import SuggestionLookup, TwoTierCache
 
-__all__ = ["ResponseCacheImpl", "build_cache", "open_cache"]
+__all__ = ["TwoTierCache", "build_cache", "open_cache"]
 
 
 def build_cache(
@@ -23,11 +23,11 @@ def build_cache(
     persistence: CachePersistence | None = None,
     suggestion_of: SuggestionLookup | None = None,
     providers: Iterable[str] = (),
-) -> ResponseCacheImpl | None:
+) -> TwoTierCache | None:
     if not settings.cache:
         return None
     embedder = build_embedder(settings)
-    return ResponseCacheImpl(
+    return TwoTierCache(
         version=answer_version(settings, providers),
         embedder=embedder,
         threshold=threshold_for(embedder, settings),
@@ -44,7 +44,7 @@ async def open_cache(
     persistence: CachePersistence | None = None,
     suggestion_of: SuggestionLookup | None = None,
     providers: Iterable[str] = (),
-) -> ResponseCacheImpl | None:
+) -> TwoTierCache | None:
     cache = build_cache(
         settings, persistence=persistence, suggestion_of=suggestion_of, providers=providers
     )

@@ -39,7 +39,7 @@ from .guard import REASONS, disagreement, facts
 from .persistence import CachePersistence, StoredEntry
 from .semantic import SemanticIndex
 
-__all__ = ["ResponseCacheImpl", "answer_id"]
+__all__ = ["TwoTierCache", "answer_id"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def answer_id(s: Suggestion) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]
 
 
-class ResponseCacheImpl:
+class TwoTierCache:
     """The engine's ResponseCache (and a StatsSource for `sales-agent stats`)."""
 
     def __init__(
@@ -100,6 +100,11 @@ class ResponseCacheImpl:
         self._stores_since_sweep = 0
 
     # Loading ---------------------------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        """Load the embedder and run it once, so the first rep's turn doesn't pay for it."""
+        if self.embedder is not None:
+            await self.embedder.embed(["warm up"])
 
     async def load(self) -> int:
         """Reload entries, vectors and the blocklist from storage; returns how many entries."""
