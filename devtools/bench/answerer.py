@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,6 +31,20 @@ from .workload import Turn, Workload
 def confidence(text: str) -> float:
     h = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "little")
     return round(0.62 + 0.36 * (h % 1000) / 999, 2)
+
+
+class Answerer:
+    """The fake server's answerer; it also logs when it answered what, for time to first token:
+    the server's request records have timings but not the message, this log has both."""
+
+    def __init__(self, workload: Workload) -> None:
+        self.answer = make_answerer(workload)
+        self.log: list[tuple[float, str, str, str]] = []  # (time.time(), step, model, message)
+
+    def __call__(self, req: ParsedRequest) -> str:
+        if req.step == "generate":
+            self.log.append((time.time(), req.step, req.model, req.message.strip()))
+        return self.answer(req)
 
 
 def make_answerer(workload: Workload) -> Callable[[ParsedRequest], str]:

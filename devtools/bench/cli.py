@@ -49,21 +49,27 @@ def main(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
         return 2
     import logging
 
-    from .stats import pin_blas_threads
-
-    pin_blas_threads(1)
-    # Racing cancels losers mid-stream; the fake server's aiohttp front-end logs each one.
-    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-    if args.overhead:
-        return overhead(args, settings, stdout)
     from .ladder import select
+    from .stats import pin_blas_threads
 
     try:
         configs = select(args.rows)
     except ValueError as exc:
         print(f"sales-agent: error: {exc}", file=sys.stderr)
         return 2
-    return ladder(args, settings, stdout, configs)
+    blas = pin_blas_threads(1)
+    # Racing cancels losers mid-stream; the fake server's aiohttp front-end logs each one.
+    quiet = logging.getLogger("aiohttp.server")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        if args.overhead:
+            return overhead(args, settings, stdout)
+        return ladder(args, settings, stdout, configs)
+    finally:
+        quiet.setLevel(level)
+        if blas is not None:
+            pin_blas_threads(blas)
 
 
 def _say(msg: str) -> None:

@@ -9,6 +9,7 @@ engine's own time (cache lookups, embedding, SQLite, Python) is kept as measured
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +21,7 @@ from devtools.fake_llm import FakeLLMServer, RequestRecord
 from engine.settings import Secret, Settings
 
 from . import engines
-from .answerer import make_answerer
+from .answerer import Answerer
 from .drive import Timed, TimedProvider, drive
 from .ladder import Config
 from .stats import quantiles, rate
@@ -52,6 +53,8 @@ class RowResult:
     model_class: Callable[[str], str] = lambda m: "default"
     connections: int = 0
     error: str | None = None
+    # Per turn that ran generate: model ms until generate's first streamed token.
+    first_token: list[float] = field(default_factory=list)
 
     def latencies(self) -> list[float]:
         """End-to-end per turn, model milliseconds, arrival order."""
@@ -111,6 +114,16 @@ class RowResult:
             "tokens_out_per_turn": round(rate(tokens_out, n), 1),
             "cost_per_turn_usd": round(rate(cost, n), 6),
             "fallback_turns": fallback,
+            # What a rep would wait for if the reply streamed as generate writes it: cache
+            # hits show the whole card at once; a miss, generate's first token (the first of
+            # any request for it, so racing's and hedging's too).
+            "first_token_ms": {
+                k: round(v, 1)
+                for k, v in quantiles([*hits, *self.first_token]).items()
+            }
+            if self.first_token
+            else None,
+            "first_token_matched": len(self.first_token),
             "step_ms": step_ms,
             "speculation": dict(self.speculation),
             "connections_opened": self.connections,
@@ -136,8 +149,9 @@ class Bench:
         self.workload = workload
         self.time_scale = time_scale
         self.seed = seed
+        self.answerer = Answerer(workload)
         self.server = FakeLLMServer(
-            make_answerer(workload),
+            self.answerer,
             latency_profile=PROFILE,
             time_scale=time_scale,
             seed=seed,
@@ -187,6 +201,7 @@ class Bench:
         settings = self.settings(config, base, db)
         self.server.reset()
         self.server.reseed(self.seed)
+        self.answerer.log.clear()
         opened = self.server.connections_opened
         restore = _output_budgets(config.max_tokens)
         try:
@@ -214,15 +229,18 @@ class Bench:
                 restore()
         await asyncio.sleep(0.05 * max(self.time_scale, 0.1))  # let the server log cut-offs
         profile = self.server.latency.profile
+        records = [r for r in self.server.requests if r.endpoint != "models"]
+        first_token = first_tokens(timed, records, self.answerer.log, self.time_scale)
         return RowResult(
             config,
             timed,
-            [r for r in self.server.requests if r.endpoint != "models"],
+            records,
             self.time_scale,
             wall,
             speculation,
             lambda model: profile.model_class(model).name,
             self.server.connections_opened - opened,
+            first_token=first_token,
         )
 
 
@@ -240,3 +258,45 @@ def _output_budgets(budgets: Mapping[str, int] | None) -> Callable[[], None]:
         prompts.MAX_TOKENS = saved
 
     return restore
+
+
+def first_tokens(
+    timed: Sequence[Timed],
+    records: Sequence[RequestRecord],
+    log: Sequence[tuple[float, str, str, str]],
+    time_scale: float,
+) -> list[float]:
+    """Each missed turn's model time until the first byte of a generate answer for it.
+
+    The server's records carry timings, the answerer's log the message: a record is paired with
+    the log entry for the same model answered right after its connection was ready (same
+    handler, microseconds apart); a turn with the generate records for its text that started
+    inside it."""
+    by_model: dict[str, list[tuple[float, str]]] = {}
+    for at, _step, model, message in log:
+        by_model.setdefault(model, []).append((at, message))
+    for entries in by_model.values():
+        entries.sort()
+    starts: dict[str, list[tuple[float, float]]] = {}  # message -> [(started_at, first byte)]
+    for r in records:
+        if r.step != "generate" or r.first_byte_at is None or r.model is None:
+            continue
+        entries = by_model.get(r.model, [])
+        ready = r.started_at + r.connection_wait_s
+        i = bisect.bisect_left(entries, (ready, ""))
+        near = [entries[j] for j in (i - 1, i) if 0 <= j < len(entries)]
+        if not near:
+            continue
+        at, message = min(near, key=lambda e: abs(e[0] - ready))
+        if abs(at - ready) < 0.05:
+            starts.setdefault(message, []).append((r.started_at, r.first_byte_at))
+    out = []
+    for t in timed:
+        if t.suggestion.cache not in ("miss", "bypass"):
+            continue
+        begin = t.started + t.wall_offset
+        end = begin + t.ms / 1000
+        firsts = [fb for st, fb in starts.get(t.turn.text.strip(), ()) if begin <= st <= end]
+        if firsts:
+            out.append(t.model_ms_until(min(firsts), time_scale))
+    return out

@@ -97,8 +97,8 @@ async def measure(
     say = progress or (lambda _msg: None)
     full = replace(settings, cache=True)
     base = replace(full, embedder="none")
-    turns = max(memory_turns, latency_turns, throughput_turns, 300)
-    workload = generate(seed=seed, threads=max(50, turns // 6), turns=turns)
+    total = max(memory_turns, latency_turns, throughput_turns, 300)
+    workload = generate(seed=seed, threads=max(50, total // 6), turns=total)
     say(f"overhead[{provider}]: workload of {len(workload.turns)} turns ready")
 
     # 1. Overhead, one turn at a time.

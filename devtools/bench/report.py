@@ -17,6 +17,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("p99", "p99 ms"),
     ("miss_p95", "miss p95"),
     ("hit_p99", "hit p99"),
+    ("first", "1st token p95"),
     ("hits", "hits exact/sem"),
     ("reconcile", "reconcile"),
     ("calls", "calls/turn"),
@@ -78,6 +79,7 @@ def cells(row: Mapping[str, Any]) -> dict[str, str]:
         "p99": _fmt(row["p99"]),
         "miss_p95": _fmt(row["miss_p95"]),
         "hit_p99": _fmt(row["hit_p99"], 1),
+        "first": _fmt((row.get("first_token_ms") or {}).get("p95")),
         "hits": f"{h['exact']:.0%}/{h['semantic']:.0%}",
         "reconcile": f"{row['reconcile_rate']:.0%}",
         "calls": _fmt(row["requests_per_turn"], 2),
@@ -161,23 +163,32 @@ def plot(
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
+    fig, (full, tail) = plt.subplots(1, 2, figsize=(12, 5.5), dpi=110,
+                                     gridspec_kw={"width_ratios": [1, 1.15]})
+    top = 1.0
     for name, values in latencies.items():
         if not values:
             continue
         data = np.sort(np.asarray(values, dtype=float)) / 1000
         y = np.arange(1, data.size + 1) / data.size
+        top = max(top, float(np.percentile(data, 99)))
         style = "--" if name.startswith("B") else "-"
-        ax.step(data, y, where="post", linestyle=style, linewidth=1.6, label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("end-to-end latency per turn (model seconds, log scale)")
-    ax.set_ylabel("share of turns at or under")
-    ax.axhline(0.95, color="grey", linewidth=0.8, linestyle=":")
-    ax.text(ax.get_xlim()[0], 0.955, " p95", color="grey", fontsize=8, va="bottom")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.set_ylim(0, 1.01)
-    ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+        for ax in (full, tail):
+            ax.step(data, y, where="post", linestyle=style, linewidth=1.5, label=name)
+    full.set_xscale("log")
+    full.set_xlabel("model seconds (log): cache hits on the left")
+    tail.set_xlim(0, top * 1.05)
+    tail.set_ylim(0.2, 1.005)
+    tail.set_xlabel("model seconds (linear): misses, up to the slowest p99")
+    full.set_ylim(0, 1.01)
+    full.set_ylabel("share of turns at or under")
+    for ax in (full, tail):
+        ax.axhline(0.95, color="grey", linewidth=0.8, linestyle=":")
+        ax.grid(True, which="both", alpha=0.25)
+    tail.text(0.01, 0.955, "p95", color="grey", fontsize=8, va="bottom",
+              transform=tail.get_yaxis_transform())
+    tail.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
