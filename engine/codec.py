@@ -64,4 +64,5 @@ def call_to_dict(c: StepCall) -> dict[str, Any]:
         "tokens_in": c.tokens_in,
         "tokens_out": c.tokens_out,
         "fallback": c.fallback,
+        "ttft_ms": None if c.ttft_ms is None else round(c.ttft_ms, 3),
     }

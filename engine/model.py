@@ -8,7 +8,9 @@ from typing import Literal
 
 CacheTier = Literal["miss", "exact", "semantic", "bypass"]
 Tier = Literal["fast", "powerful"]
-PromptStyle = Literal["compact", "verbose"]
+# compact: the default; verbose: few-shot (the benchmark's baseline); terse: compact with a
+# shorter reply asked for and a tighter output budget, since output tokens dominate latency.
+PromptStyle = Literal["compact", "verbose", "terse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class StepCall:
     tokens_in: int = 0
     tokens_out: int = 0
     fallback: bool = False
+    # From the step's start to the answer's first streamed token; None when nothing streamed.
+    ttft_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from .model import PromptStyle
+
 PipelineMode = Literal["parallel", "sequential"]
 RouterMode = Literal["single", "race", "hedge"]
 EmbedderChoice = Literal["auto", "openai", "minilm", "none"]
@@ -58,7 +60,7 @@ class Settings:
     openai_powerful_model: str = "gpt-4o"
     router: RouterMode = "hedge"
     tiering: bool = True
-    prompt_style: Literal["compact", "verbose"] = "compact"
+    prompt_style: PromptStyle = "compact"
     step_budget_s: float = 8.0
 
     # Response cache
@@ -103,7 +105,7 @@ class Settings:
             openai_powerful_model=r.text("SALES_AGENT_OPENAI_POWERFUL", "gpt-4o"),
             router=r.choice("SALES_AGENT_ROUTER", "hedge", RouterMode),
             tiering=r.flag("SALES_AGENT_TIERING", True),
-            prompt_style=r.choice("SALES_AGENT_PROMPTS", "compact", Literal["compact", "verbose"]),
+            prompt_style=r.choice("SALES_AGENT_PROMPTS", "compact", PromptStyle),
             step_budget_s=r.number("SALES_AGENT_STEP_BUDGET_S", 8.0, minimum=0.1),
             cache=r.flag("SALES_AGENT_CACHE", True),
             cache_ttl_s=r.number("SALES_AGENT_CACHE_TTL_S", 3600.0, minimum=0.0),

@@ -172,6 +172,9 @@ async def test_hedge_asks_the_second_provider_only_after_the_delay(kit: Kit) -> 
     elapsed = time.perf_counter() - started
     assert result.call.provider == "openai"
     assert 0.3 <= elapsed < 2.0
+    # Time to first token counts from the step's start, the hedge's wait included.
+    assert result.call.ttft_ms is not None
+    assert 280 <= result.call.ttft_ms <= result.call.ms
     [first] = generations(kit.server, model=SONNET)
     [second] = generations(kit.server, model=GPT4O)
     assert second.started_at - first.started_at >= 0.28

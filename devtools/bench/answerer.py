@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,20 +33,6 @@ def confidence(text: str) -> float:
     return round(0.62 + 0.36 * (h % 1000) / 999, 2)
 
 
-class Answerer:
-    """The fake server's answerer; it also logs when it answered what, for time to first token:
-    the server's request records have timings but not the message, this log has both."""
-
-    def __init__(self, workload: Workload) -> None:
-        self.answer = make_answerer(workload)
-        self.log: list[tuple[float, str, str, str]] = []  # (time.time(), step, model, message)
-
-    def __call__(self, req: ParsedRequest) -> str:
-        if req.step == "generate":
-            self.log.append((time.time(), req.step, req.model, req.message.strip()))
-        return self.answer(req)
-
-
 def make_answerer(workload: Workload) -> Callable[[ParsedRequest], str]:
     labels: Mapping[str, Turn] = workload.labels()
 
@@ -54,8 +40,10 @@ def make_answerer(workload: Workload) -> Callable[[ParsedRequest], str]:
         step = req.step or ""
         ctx: dict[str, Any] = {k: str(v) for k, v in req.context.items()}
         result = answer_contract(step, req.message, ctx, req.situation, req.strategy)
-        if step == "generate" and req.max_tokens is not None:
-            result = fit(result, req.max_tokens)
+        if step == "generate":
+            result = asked_length(result, req.system)
+            if req.max_tokens is not None:
+                result = fit(result, req.max_tokens)
         if step == "detect":
             known = labels.get(normalised(req.message))
             if known is not None:
@@ -67,6 +55,19 @@ def make_answerer(workload: Workload) -> Callable[[ParsedRequest], str]:
         return json.dumps(result)
 
     return answer
+
+
+_ASKED = re.compile(r"^(reply|coaching_tip):.*?under (\d+) words", re.MULTILINE)
+
+
+def asked_length(answer: dict[str, Any], system: str) -> dict[str, Any]:
+    """A generate answer that keeps to the word counts the prompt asks for, as models do."""
+    out = dict(answer)
+    for field_name, words in _ASKED.findall(system):
+        text = str(out.get(field_name, ""))
+        if len(text.split()) > int(words):
+            out[field_name] = _clip(text, len(" ".join(text.split()[: int(words)])))
+    return out
 
 
 def fit(answer: dict[str, Any], max_tokens: int) -> dict[str, Any]:

@@ -24,20 +24,28 @@ DEFAULT_OUT = Path("bench-out")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--overhead", action="store_true",
-                   help="engine overhead, throughput and memory with zero-latency providers")
+    p.add_argument(
+        "--overhead",
+        action="store_true",
+        help="engine overhead, throughput and memory with zero-latency providers",
+    )
     p.add_argument("--turns", type=int, default=336, help="turns in the workload (>= 300)")
     p.add_argument("--threads", type=int, default=56, help="threads in the workload (>= 50)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--time-scale", type=float, default=0.1,
-                   help="multiply every modelled delay (figures stay in model time)")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.1,
+        help="multiply every modelled delay (figures stay in model time)",
+    )
     p.add_argument("--in-flight", type=int, default=8, help="turns in flight at once")
     p.add_argument("--rows", help="comma-separated subset of rows (baseline,P1,...,B3)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     p.add_argument("--json", type=Path, help="also write the JSON document here")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    p.add_argument("--memory-turns", type=int, default=10_000,
-                   help="--overhead: turns of the memory run")
+    p.add_argument(
+        "--memory-turns", type=int, default=10_000, help="--overhead: turns of the memory run"
+    )
 
 
 def main(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
@@ -101,14 +109,22 @@ def ladder(
                 )
             except engines.Unavailable as exc:
                 _say(f"bench: {config.name}: not run: {exc}")
-                rows.append({"name": config.name, "adds": config.adds, "group": config.group,
-                             "error": str(exc)})
+                rows.append(
+                    {
+                        "name": config.name,
+                        "adds": config.adds,
+                        "group": config.group,
+                        "error": str(exc),
+                    }
+                )
                 continue
             results.append(result)
             m = result.metrics()
             rows.append(m)
-            _say(f"bench: {config.name:15} p50 {m['p50']:7.0f}  p95 {m['p95']:7.0f}  "
-                 f"p99 {m['p99']:7.0f} model ms  ({m['wall_s']:.1f} s)")
+            _say(
+                f"bench: {config.name:15} p50 {m['p50']:7.0f}  p95 {m['p95']:7.0f}  "
+                f"p99 {m['p99']:7.0f} model ms  ({m['wall_s']:.1f} s)"
+            )
     report.add_ratios(rows)
     command = "sales-agent bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     doc = report.document(
@@ -124,20 +140,27 @@ def ladder(
     if args.json:
         report.write_json(doc, args.json, latencies)
     m = doc["machine"]
-    heading = (f"Ladder on {m['nproc']} × {m['cpu']}, {m['date']}: {workload.summary()['turns']} "
-               f"turns / {workload.summary()['threads']} threads, {args.in_flight} in flight, "
-               f"time scale {args.time_scale}; model milliseconds")
+    heading = (
+        f"Ladder on {m['nproc']} × {m['cpu']}, {m['date']}: {workload.summary()['turns']} "
+        f"turns / {workload.summary()['threads']} threads, {args.in_flight} in flight, "
+        f"time scale {args.time_scale}; model milliseconds"
+    )
     text = "\n".join([heading, "", report.table(rows), "", report.legend(rows), ""])
     g = doc["goal"]
     if g.get("evaluated"):
-        text += (f"\nGoal (best beyond row p95 <= 0.75 × P5 at <= 1.15 requests/step): "
-                 f"{g['best']} at {g['p95_vs_p5']} × P5, {g['requests_per_step']} req/step -> "
-                 f"{'met' if g['met'] else 'not met'}\n")
+        text += (
+            f"\nGoal (best beyond row p95 <= 0.75 × P5 at <= 1.15 requests/step): "
+            f"{g['best']} at {g['p95_vs_p5']} × P5, {g['requests_per_step']} req/step -> "
+            f"{'met' if g['met'] else 'not met'}\n"
+        )
     (out / "ladder.md").write_text(text, encoding="utf-8")
     if not args.no_plot and latencies:
-        png = report.plot(latencies, out / "ladder.png",
-                          title="Sales Agent: end-to-end latency per turn, by configuration",
-                          subtitle=heading)
+        png = report.plot(
+            latencies,
+            out / "ladder.png",
+            title="Sales Agent: end-to-end latency per turn, by configuration",
+            subtitle=heading,
+        )
         _say(f"bench: plot {png}")
     _say(f"bench: {time.perf_counter() - started:.0f} s; JSON {out / 'ladder.json'}")
     print(text, file=stdout)
@@ -162,16 +185,20 @@ def overhead(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> in
     for provider in providers:
         # The memory run (10,000 turns, both cache tiers full) needs no second provider: the
         # SDK path's pools are fixed-size; it gets the latency and throughput runs only.
-        results.append(asyncio.run(measure(
-            Settings(log_level=settings.log_level, embedder="minilm"),
-            out / "db",
-            provider=provider,
-            memory_turns=args.memory_turns if provider == "offline" else 0,
-            throughput_turns=3000 if provider == "offline" else 1000,
-            latency_turns=2000 if provider == "offline" else 600,
-            seed=args.seed,
-            progress=_say,
-        )).as_dict())
+        results.append(
+            asyncio.run(
+                measure(
+                    Settings(log_level=settings.log_level, embedder="minilm"),
+                    out / "db",
+                    provider=provider,
+                    memory_turns=args.memory_turns if provider == "offline" else 0,
+                    throughput_turns=3000 if provider == "offline" else 1000,
+                    latency_turns=2000 if provider == "offline" else 600,
+                    seed=args.seed,
+                    progress=_say,
+                )
+            ).as_dict()
+        )
     doc = {"machine": report.machine(), "results": results}
     (out / "overhead.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if args.json:
@@ -193,8 +220,9 @@ def overhead_table(doc: dict[str, Any]) -> str:
         o, c, rss = r["overhead_ms"], r["overhead_cpu_ms"], r["rss_mb"]
         memory, growth = "not run", "–"
         if len(rss) > 1:
-            memory = (f"{rss[0]['rss_mb']:.0f} → {rss[-1]['rss_mb']:.0f} over "
-                      f"{rss[-1]['turns']:,} turns")
+            memory = (
+                f"{rss[0]['rss_mb']:.0f} → {rss[-1]['rss_mb']:.0f} over {rss[-1]['turns']:,} turns"
+            )
         if r.get("rss_growth_after_2000_mb") is not None:
             growth = f"{r['rss_growth_after_2000_mb']:+.1f} MiB"
         lines.append(
@@ -205,8 +233,11 @@ def overhead_table(doc: dict[str, Any]) -> str:
     lines.append("")
     for r in doc["results"]:
         if len(r["rss_mb"]) > 1:
-            lines.append(f"RSS every 1,000 turns ({r['provider']}): "
-                         + " ".join(f"{s['rss_mb']:.0f}" for s in r["rss_mb"]) + " MiB")
+            lines.append(
+                f"RSS every 1,000 turns ({r['provider']}): "
+                + " ".join(f"{s['rss_mb']:.0f}" for s in r["rss_mb"])
+                + " MiB"
+            )
         c = r.get("cache") or {}
         if c.get("lookup_ms"):
             lines.append(
@@ -214,5 +245,6 @@ def overhead_table(doc: dict[str, Any]) -> str:
                 f"{c.get('vectors')} vectors ({c.get('embedder')}), {c.get('evictions')} "
                 f"evictions; lookup p50/p99 {c['lookup_ms']['p50']:.2f}/"
                 f"{c['lookup_ms']['p99']:.2f} ms, with a local embedding "
-                f"{c['lookup_ms_embedded']['p50']:.2f}/{c['lookup_ms_embedded']['p99']:.2f} ms")
+                f"{c['lookup_ms_embedded']['p50']:.2f}/{c['lookup_ms_embedded']['p99']:.2f} ms"
+            )
     return "\n".join(lines)

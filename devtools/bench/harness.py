@@ -9,7 +9,6 @@ engine's own time (cache lookups, embedding, SQLite, Python) is kept as measured
 from __future__ import annotations
 
 import asyncio
-import bisect
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +20,7 @@ from devtools.fake_llm import FakeLLMServer, RequestRecord
 from engine.settings import Secret, Settings
 
 from . import engines
-from .answerer import Answerer
+from .answerer import make_answerer
 from .drive import Timed, TimedProvider, drive
 from .ladder import Config
 from .stats import quantiles, rate
@@ -67,8 +66,11 @@ class RowResult:
         n = len(self.timed)
         lat = self.latencies()
         tiers = Counter(t.suggestion.cache for t in self.timed)
-        hits = [m for m, t in zip(lat, self.timed, strict=True)
-                if t.suggestion.cache in ("exact", "semantic")]
+        hits = [
+            m
+            for m, t in zip(lat, self.timed, strict=True)
+            if t.suggestion.cache in ("exact", "semantic")
+        ]
         misses = [t for t in self.timed if t.suggestion.cache in ("miss", "bypass")]
         miss_ms = [t.model_ms(self.time_scale) for t in misses]
         steps = sum(len(t.suggestion.calls) for t in self.timed)
@@ -81,8 +83,9 @@ class RowResult:
         step_ms: dict[str, dict[str, float]] = {}
         scale = self.time_scale if self.time_scale > 0 else 1.0
         for step in ("capture", "detect", "reconcile", "generate"):
-            values = [t.suggestion.step_ms[step] / scale for t in misses
-                      if step in t.suggestion.step_ms]
+            values = [
+                t.suggestion.step_ms[step] / scale for t in misses if step in t.suggestion.step_ms
+            ]
             if values:
                 step_ms[step] = {k: round(v, 1) for k, v in quantiles(values).items()}
         outcomes = Counter(r.outcome or "unfinished" for r in gen)
@@ -118,8 +121,7 @@ class RowResult:
             # hits show the whole card at once; a miss, generate's first token (the first of
             # any request for it, so racing's and hedging's too).
             "first_token_ms": {
-                k: round(v, 1)
-                for k, v in quantiles([*hits, *self.first_token]).items()
+                k: round(v, 1) for k, v in quantiles([*hits, *self.first_token]).items()
             }
             if self.first_token
             else None,
@@ -149,9 +151,8 @@ class Bench:
         self.workload = workload
         self.time_scale = time_scale
         self.seed = seed
-        self.answerer = Answerer(workload)
         self.server = FakeLLMServer(
-            self.answerer,
+            make_answerer(workload),
             latency_profile=PROFILE,
             time_scale=time_scale,
             seed=seed,
@@ -201,16 +202,10 @@ class Bench:
         settings = self.settings(config, base, db)
         self.server.reset()
         self.server.reseed(self.seed)
-        self.answerer.log.clear()
         opened = self.server.connections_opened
-        restore = _output_budgets(config.max_tokens)
-        try:
-            built = await engines.build(
-                settings, wrap=TimedProvider, pool=config.pool, factory=self.factory
-            )
-        except BaseException:
-            restore()
-            raise
+        built = await engines.build(
+            settings, wrap=TimedProvider, pool=config.pool, factory=self.factory
+        )
         try:
             self.server.reset()  # drop the warm-up requests: only turns are counted
             started = time.perf_counter()
@@ -223,14 +218,11 @@ class Bench:
             wall = time.perf_counter() - started
             speculation = dict(getattr(built.engine, "speculation", {}))
         finally:
-            try:
-                await built.close()
-            finally:
-                restore()
+            await built.close()
         await asyncio.sleep(0.05 * max(self.time_scale, 0.1))  # let the server log cut-offs
         profile = self.server.latency.profile
         records = [r for r in self.server.requests if r.endpoint != "models"]
-        first_token = first_tokens(timed, records, self.answerer.log, self.time_scale)
+        first_token = first_tokens(timed, self.time_scale)
         return RowResult(
             config,
             timed,
@@ -244,59 +236,16 @@ class Bench:
         )
 
 
-def _output_budgets(budgets: Mapping[str, int] | None) -> Callable[[], None]:
-    """Set per-step output budgets for one row; returns the undo. engine/llm exposes no
-    setting for this, only the module's MAX_TOKENS table, which prompts.build reads per call."""
-    if not budgets:
-        return lambda: None
-    from engine.llm import prompts
-
-    saved = prompts.MAX_TOKENS
-    prompts.MAX_TOKENS = {**saved, **budgets}
-
-    def restore() -> None:
-        prompts.MAX_TOKENS = saved
-
-    return restore
-
-
-def first_tokens(
-    timed: Sequence[Timed],
-    records: Sequence[RequestRecord],
-    log: Sequence[tuple[float, str, str, str]],
-    time_scale: float,
-) -> list[float]:
-    """Each missed turn's model time until the first byte of a generate answer for it.
-
-    The server's records carry timings, the answerer's log the message: a record is paired with
-    the log entry for the same model answered right after its connection was ready (same
-    handler, microseconds apart); a turn with the generate records for its text that started
-    inside it."""
-    by_model: dict[str, list[tuple[float, str]]] = {}
-    for at, _step, model, message in log:
-        by_model.setdefault(model, []).append((at, message))
-    for entries in by_model.values():
-        entries.sort()
-    starts: dict[str, list[tuple[float, float]]] = {}  # message -> [(started_at, first byte)]
-    for r in records:
-        if r.step != "generate" or r.first_byte_at is None or r.model is None:
-            continue
-        entries = by_model.get(r.model, [])
-        ready = r.started_at + r.connection_wait_s
-        i = bisect.bisect_left(entries, (ready, ""))
-        near = [entries[j] for j in (i - 1, i) if 0 <= j < len(entries)]
-        if not near:
-            continue
-        at, message = min(near, key=lambda e: abs(e[0] - ready))
-        if abs(at - ready) < 0.05:
-            starts.setdefault(message, []).append((r.started_at, r.first_byte_at))
+def first_tokens(timed: Sequence[Timed], time_scale: float) -> list[float]:
+    """Each missed turn's model time until generate's first streamed token: the turn's time
+    less what generate streamed after that token (generate is the turn's last provider step)."""
     out = []
     for t in timed:
         if t.suggestion.cache not in ("miss", "bypass"):
             continue
-        begin = t.started + t.wall_offset
-        end = begin + t.ms / 1000
-        firsts = [fb for st, fb in starts.get(t.turn.text.strip(), ()) if begin <= st <= end]
-        if firsts:
-            out.append(t.model_ms_until(min(firsts), time_scale))
+        generate = [c for c in t.suggestion.calls if c.step == "generate" and c.ttft_ms is not None]
+        if generate:
+            last = generate[-1]
+            after_first = (last.ms - (last.ttft_ms or 0.0)) / (time_scale if time_scale > 0 else 1)
+            out.append(t.model_ms(time_scale) - after_first)
     return out

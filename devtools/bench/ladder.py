@@ -16,8 +16,6 @@ class Config:
     settings: Mapping[str, Any] = field(default_factory=dict)  # Settings fields to replace
     providers: tuple[str, ...] = ("anthropic", "openai")
     pool: bool = True  # False: a new connection (and handshake) for every call
-    # Output budgets per step (engine.llm.prompts.MAX_TOKENS) for this row; None: the engine's.
-    max_tokens: Mapping[str, int] | None = None
 
 
 _BASE: dict[str, Any] = {
@@ -35,8 +33,7 @@ def _row(previous: Config, name: str, adds: str, **changes: Any) -> Config:
     group = changes.pop("group", previous.group)
     providers = changes.pop("providers", previous.providers)
     pool = changes.pop("pool", previous.pool)
-    max_tokens = changes.pop("max_tokens", previous.max_tokens)
-    return Config(name, adds, group, {**previous.settings, **changes}, providers, pool, max_tokens)
+    return Config(name, adds, group, {**previous.settings, **changes}, providers, pool)
 
 
 BASELINE = Config(
@@ -47,22 +44,36 @@ BASELINE = Config(
     providers=("anthropic",),
     pool=False,
 )
-P1 = _row(BASELINE, "P1", "+ compact prompts, pooled connections, exact cache",
-          prompt_style="compact", pool=True, cache=True)
+P1 = _row(
+    BASELINE,
+    "P1",
+    "+ compact prompts, pooled connections, exact cache",
+    prompt_style="compact",
+    pool=True,
+    cache=True,
+)
 P2 = _row(P1, "P2", "+ parallel capture ∥ detect with reconcile", pipeline="parallel")
-P3 = _row(P2, "P3", "+ racing two providers", router="race",
-          providers=("anthropic", "openai"))
+P3 = _row(P2, "P3", "+ racing two providers", router="race", providers=("anthropic", "openai"))
 P4 = _row(P3, "P4", "+ semantic cache (local MiniLM)", embedder="minilm")
 P5 = _row(P4, "P5", "+ tiered models", tiering=True)
-HEDGE = _row(P5, "B1-hedge", "P5 with hedging on time-to-first-token instead of racing",
-             group="beyond", router="hedge")
-# Bounded replies: generate's output budget cut from the engine's 450 tokens to 45, about a
-# 25-word reply and a 10-word tip (the compact prompt asks for under 90 + 30 words). The fake
-# model writes within the budget, as a model told the bound would.
-TERSE = _row(HEDGE, "B2-terse", "+ fewer output tokens (generate bounded to 45 tokens)",
-             max_tokens={"generate": 45})
-SPECULATIVE = _row(TERSE, "B3-speculative", "+ speculative generation on the offline guess",
-                   speculative=True)
+HEDGE = _row(
+    P5,
+    "B1-hedge",
+    "P5 with hedging on time-to-first-token instead of racing",
+    group="beyond",
+    router="hedge",
+)
+# Bounded replies: the terse prompts ask for a reply under 40 words and a tip under 15 (compact:
+# 90 + 30) within a 130-token budget; the fake model keeps to the asked length, as models do.
+TERSE = _row(
+    HEDGE,
+    "B2-terse",
+    "+ fewer output tokens (terse prompts: replies under 40 words)",
+    prompt_style="terse",
+)
+SPECULATIVE = _row(
+    TERSE, "B3-speculative", "+ speculative generation on the offline guess", speculative=True
+)
 
 LADDER: tuple[Config, ...] = (BASELINE, P1, P2, P3, P4, P5, HEDGE, TERSE, SPECULATIVE)
 

@@ -139,8 +139,14 @@ async def measure(
         gc.collect()
         rss.append((0, rss_mb()))
         if memory_turns > 0:
-            await drive(eng.handle, workload.turns[:memory_turns], in_flight=in_flight,
-                        run="mem", on_done=sample, keep=False)
+            await drive(
+                eng.handle,
+                workload.turns[:memory_turns],
+                in_flight=in_flight,
+                run="mem",
+                on_done=sample,
+                keep=False,
+            )
             cache_stats = dict(eng.cache.stats()) if eng.cache is not None else {}
             say(f"overhead[{provider}]: RSS {rss[0][1]:.0f} -> {rss[-1][1]:.0f} MiB")
     return OverheadResult(
@@ -159,8 +165,17 @@ async def measure(
 
 
 def _cache_figures(stats: dict[str, Any]) -> dict[str, Any]:
-    keep = ("size", "capacity", "vectors", "embedder", "evictions", "lookup_ms",
-            "lookup_ms_exact_hits", "lookup_ms_embedded", "since_start")
+    keep = (
+        "size",
+        "capacity",
+        "vectors",
+        "embedder",
+        "evictions",
+        "lookup_ms",
+        "lookup_ms_exact_hits",
+        "lookup_ms_embedded",
+        "since_start",
+    )
     return {k: stats[k] for k in keep if k in stats}
 
 
@@ -177,8 +192,9 @@ class _engine:
         for suffix in ("", "-wal", "-shm"):
             Path(str(self.settings.db_path) + suffix).unlink(missing_ok=True)
         if self.provider == "offline":
-            store = await SqliteStore.open(self.settings.db_path,
-                                           history_window=self.settings.history_window)
+            store = await SqliteStore.open(
+                self.settings.db_path, history_window=self.settings.history_window
+            )
             cache: ResponseCache | None = await engines.build_cache(self.settings, store)
             closers: list[Callable[[], Awaitable[None]]] = [store.close]
             if cache is not None and hasattr(cache, "aclose"):

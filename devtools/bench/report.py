@@ -163,8 +163,9 @@ def plot(
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, (full, tail) = plt.subplots(1, 2, figsize=(12, 5.5), dpi=110,
-                                     gridspec_kw={"width_ratios": [1, 1.15]})
+    fig, (full, tail) = plt.subplots(
+        1, 2, figsize=(12, 5.5), dpi=110, gridspec_kw={"width_ratios": [1, 1.15]}
+    )
     top = 1.0
     for name, values in latencies.items():
         if not values:
@@ -185,8 +186,15 @@ def plot(
     for ax in (full, tail):
         ax.axhline(0.95, color="grey", linewidth=0.8, linestyle=":")
         ax.grid(True, which="both", alpha=0.25)
-    tail.text(0.01, 0.955, "p95", color="grey", fontsize=8, va="bottom",
-              transform=tail.get_yaxis_transform())
+    tail.text(
+        0.01,
+        0.955,
+        "p95",
+        color="grey",
+        fontsize=8,
+        va="bottom",
+        transform=tail.get_yaxis_transform(),
+    )
     tail.legend(loc="lower right", fontsize=8)
     fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
     fig.tight_layout()

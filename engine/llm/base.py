@@ -122,6 +122,7 @@ class SDKProvider(ABC):
             ms=done.ms,
             tokens_in=done.tokens_in,
             tokens_out=done.tokens_out,
+            ttft_ms=done.ttft_ms,
         )
         return StepResult(value=done.value, call=call)
 

@@ -33,6 +33,9 @@ from ..taxonomy import SITUATIONS, SLOTS, STEPS
 
 # Output budgets per step: generous for the schema, small enough to bound a runaway answer.
 MAX_TOKENS: Mapping[str, int] = {"capture": 250, "detect": 100, "generate": 450}
+# Terse asks for a reply under 40 words and a tip under 15 (about 75 tokens of JSON): the
+# budget leaves room so a model that runs a little long is not cut into invalid JSON.
+TERSE_MAX_TOKENS: Mapping[str, int] = {**MAX_TOKENS, "generate": 130}
 
 DATA_TAGS = (
     "prospect_message",
@@ -77,7 +80,7 @@ def build(request: StepRequest) -> Prompt:
         style=request.style,
         system=system_prompt(step, request.style),
         user=user_turn(request),
-        max_tokens=MAX_TOKENS[step],
+        max_tokens=(TERSE_MAX_TOKENS if request.style == "terse" else MAX_TOKENS)[step],
     )
 
 
@@ -132,7 +135,7 @@ def user_turn(request: StepRequest) -> str:
 def system_prompt(step: str, style: PromptStyle) -> str:
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}")
-    body = (_VERBOSE if style == "verbose" else _COMPACT)[step]
+    body = {"verbose": _VERBOSE, "terse": _TERSE}.get(style, _COMPACT)[step]
     return f"# step: {step}\n{body.strip()}"
 
 
@@ -172,6 +175,13 @@ coaching_tip: one sentence to the rep, under 30 words.
 Plain text, no markdown; write in the prospect's language; never promise discounts or dates the
 deal facts do not support.
 """,
+}
+
+_TERSE: dict[str, str] = {
+    **_COMPACT,
+    "generate": _COMPACT["generate"]
+    .replace("2-4 sentences, under 90 words", "1-2 sentences, under 40 words")
+    .replace("one sentence to the rep, under 30 words", "one sentence to the rep, under 15 words"),
 }
 
 _VERBOSE_DATA_RULE = """
@@ -326,7 +336,7 @@ def token_report() -> list[TokenRow]:
     from ..playbook import default_playbook
 
     rows = []
-    for style in ("compact", "verbose"):
+    for style in ("compact", "terse", "verbose"):
         for step in STEPS:
             request = replace(_EXAMPLE, step=step, style=style)  # type: ignore[arg-type]
             if step == "generate":

@@ -162,9 +162,7 @@ class Router:
         self.providers: dict[str, SDKProvider] = {
             p.key: p for providers in self.routes.values() for p in providers
         }
-        self.breakers = {
-            key: CircuitBreaker(**dict(self.config.breaker)) for key in self.providers
-        }
+        self.breakers = {key: CircuitBreaker(**dict(self.config.breaker)) for key in self.providers}
         self._cooldown: dict[str, float] = {}
         self._ttft: dict[tuple[str, str, str], _Samples] = {}
         self._background: set[asyncio.Task[Completion]] = set()
@@ -307,9 +305,7 @@ class Router:
                         self._cooldown[key] = now + wait
                         if tries[key] <= cfg.retries_per_provider:
                             deferred.append((now + wait, attempt.provider))
-                    elif (
-                        failure.kind in RETRYABLE and tries[key] <= cfg.retries_per_provider
-                    ):
+                    elif failure.kind in RETRYABLE and tries[key] <= cfg.retries_per_provider:
                         deferred.append((now + cfg.retry_backoff_s, attempt.provider))
                     if cfg.mode != "race" and all(a.probe for a in running.values()):
                         nxt = launch_next()
@@ -393,6 +389,10 @@ class Router:
             ms=(time.perf_counter() - started) * 1000,
             tokens_in=done.tokens_in,
             tokens_out=done.tokens_out,
+            # A hedged winner started late: count its wait, the rep waited too.
+            ttft_ms=None
+            if done.ttft_ms is None
+            else (attempt.started - started) * 1000 + done.ttft_ms,
         )
         return StepResult(value=done.value, call=call)
 

@@ -1,0 +1,34 @@
+"""Prompt styles: what each asks of the model and what output budget it gives."""
+
+from engine.llm import prompts
+from engine.model import Detection
+from engine.playbook import default_playbook
+from engine.ports import StepRequest
+
+
+def generate(style: str) -> prompts.Prompt:
+    strategy = default_playbook().select("price_objection", {})
+    return prompts.build(
+        StepRequest(
+            "generate",
+            "too expensive",
+            style=style,  # type: ignore[arg-type]
+            detection=Detection("price_objection", 0.9),
+            strategy=strategy,
+        )
+    )
+
+
+def test_terse_asks_for_shorter_replies_within_a_tighter_budget() -> None:
+    compact, terse = generate("compact"), generate("terse")
+    assert "under 90 words" in compact.system and "under 30 words" in compact.system
+    assert "under 40 words" in terse.system and "under 15 words" in terse.system
+    assert terse.max_tokens < compact.max_tokens
+    # Room for what it asks: about 55 words of JSON, at 4 characters a token.
+    assert terse.max_tokens * 4 >= (40 + 15) * 6 + 40
+    assert terse.user == compact.user
+
+
+def test_terse_changes_only_generate() -> None:
+    for step in ("capture", "detect"):
+        assert prompts.system_prompt(step, "terse") == prompts.system_prompt(step, "compact")
