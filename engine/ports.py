@@ -101,7 +101,7 @@ class CallRecord:
 class ContextStore(Protocol):
     async def load(self, key: ThreadKey) -> ThreadContext: ...
 
-    async def commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> ThreadContext:
+    async def commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> None:
         """Store the message, merge its slots and keep the suggestion: one transaction."""
         ...
 

@@ -56,8 +56,8 @@ class SqliteStore:
     async def load(self, key: ThreadKey) -> ThreadContext:
         return await self._run(self._load, key)
 
-    async def commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> ThreadContext:
-        return await self._run(self._commit_turn, turn, suggestion)
+    async def commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> None:
+        await self._run(self._commit_turn, turn, suggestion)
 
     async def reset(self, key: ThreadKey) -> None:
         def reset() -> None:
@@ -243,7 +243,7 @@ class SqliteStore:
             key=key, slots=slots, turns=thread[0], last_situation=thread[1], history=history
         )
 
-    def _commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> ThreadContext:
+    def _commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> None:
         k = str(turn.key)
         now = time.time()
         with self.db.conn:
@@ -283,7 +283,6 @@ class SqliteStore:
                     json.dumps(suggestion_to_dict(suggestion)),
                 ],
             )
-        return self._load(turn.key)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
