@@ -25,7 +25,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .inbox import Inbox, InboxStore
+from engine.inbox import InboxStore
+
+from .inbox import Inbox
 from .listeners import Deps, register
 from .ops import Metrics, OpsServer
 from .turns import BotConfig, Coach, Identity, TurnRunner

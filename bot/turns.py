@@ -31,12 +31,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from engine.errors import EmptyMessage
+from engine.inbox import InboxItem
 from engine.model import Suggestion, ThreadKey, TurnInput
 from engine.stats import StatsReport
 
 from . import blocks
 from .delivery import CHANNEL_ERRORS, Delivery, slack_error
-from .inbox import Inbox, InboxItem
+from .inbox import Inbox
 from .ops import Metrics
 from .text import escape_mrkdwn
 

@@ -1,5 +1,5 @@
 """The Slack inbox in SQLite (table `inbox`, migrations v4 and v5), an adapter for the bot's
-`bot.inbox.InboxStore` port.
+`engine.inbox.InboxStore` port.
 
 It shares `SqliteStore`'s connection and single worker thread, so inbox writes are serialised
 with the engine's turn commits and nothing blocks the event loop.
@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.inbox import InboxItem, State
+from engine.inbox import InboxItem, State
 from engine.model import Suggestion
 
 from .sqlite import SqliteStore

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.inbox import Inbox, InboxItem
+from bot.inbox import Inbox
 from bot.logs import RedactSecrets
+from engine.inbox import InboxItem
 from engine.llm.offline import OfflineProvider
 from engine.model import TurnInput
 from engine.pipeline.orchestrator import Engine

@@ -17,8 +17,9 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from engine.inbox import InboxItem
+
 from ..delivery import slack_error
-from ..inbox import InboxItem
 from ..text import clean_incoming
 from . import Deps
 
