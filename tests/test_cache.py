@@ -432,6 +432,14 @@ async def test_an_embedder_that_fails_leaves_the_exact_tier_working() -> None:
     assert str(cache.stats()["semantic"]).startswith("off: embedder unavailable")
 
 
+async def test_an_unreachable_embedder_does_not_stop_start_up() -> None:
+    down = Failing(ConnectionError("embeddings endpoint down"))
+    cache = TwoTierCache(version="v1", embedder=down, threshold=0.9)  # type: ignore[arg-type]
+    await cache.warm_up()  # logs, does not raise
+    assert down.calls == 1
+    assert await cache.lookup(PRICE, context()) is None  # and lookups still answer
+
+
 async def test_every_hard_negative_pair_misses(dataset_vectors: TableEmbedder) -> None:
     pairs = load_pairs(DATA / "hard_negatives.jsonl")
     embedder = dataset_vectors

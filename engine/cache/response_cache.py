@@ -103,8 +103,12 @@ class TwoTierCache:
 
     async def warm_up(self) -> None:
         """Load the embedder and run it once, so the first rep's turn doesn't pay for it."""
-        if self.embedder is not None:
-            await self.embedder.embed(["warm up"])
+        if self.embedder is None:
+            return
+        try:
+            await asyncio.wait_for(self.embedder.embed(["warm up"]), self.embed_timeout_s)
+        except Exception as exc:  # an unreachable embedder must not stop the bot starting
+            log.warning("embedder warm-up failed (%s): lookups will retry", type(exc).__name__)
 
     async def load(self) -> int:
         """Reload entries, vectors and the blocklist from storage; returns how many entries."""
