@@ -23,6 +23,7 @@ from typing import Any, TextIO
 # 2-core machine they turn into second-long stalls (devtools/bench_embedder.py).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from bot.logs import install_redaction
 from engine.codec import suggestion_to_dict
 from engine.errors import EmptyMessage
 from engine.evaluation import GoldenError, Prediction, load_golden, score
@@ -351,12 +352,10 @@ async def run_slack(settings: Settings) -> int:
     import signal
 
     from bot.app import SlackBot
-    from bot.logs import install_redaction
     from bot.turns import BotConfig
     from storage.inbox_store import SqliteInboxStore
 
     assert settings.slack_bot_token and settings.slack_app_token
-    install_redaction([settings.slack_bot_token, settings.slack_app_token])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -427,6 +426,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    install_redaction(
+        [
+            settings.anthropic_api_key,
+            settings.openai_api_key,
+            settings.slack_bot_token,
+            settings.slack_app_token,
+            *(e.api_key for e in settings.endpoints),
+        ]
     )
     command = args.command or "run"
     try:

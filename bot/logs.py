@@ -1,5 +1,6 @@
-"""Secrets never reach a log line: a filter on the handlers that masks known token values and
-anything shaped like a Slack token (`xoxb-…`, `xapp-…`), whatever logger emitted it."""
+"""Secrets never reach a log line: a filter on the handlers that masks known secret values and
+anything shaped like a Slack token (`xoxb-…`, `xapp-…`) or an API key (`sk-…`), whatever
+logger emitted it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import logging
 import re
 from collections.abc import Iterable
 
-_SLACK_TOKEN = re.compile(r"\b(xox[abposr]|xapp|xoxe(?:\.xox[bp])?)-[A-Za-z0-9-]+")
+_SLACK_TOKEN = re.compile(
+    r"\b(xox[abposr]|xapp|xoxe(?:\.xox[bp])?|sk(?:-ant|-proj)?)-[A-Za-z0-9_-]{8,}"
+)
 MASK = "***"
 
 

@@ -51,6 +51,8 @@ class Coach(Protocol):
 
     async def handle(self, turn: TurnInput) -> Suggestion: ...
 
+    async def answered(self, message_id: str) -> Suggestion | None: ...
+
     async def regenerate(self, suggestion_id: str) -> Suggestion | None: ...
 
     async def feedback(self, suggestion_id: str, positive: bool) -> bool: ...
@@ -237,6 +239,11 @@ class TurnRunner:
         suggestion: Suggestion | None = None
         if item.suggestion_id:
             suggestion = await self.inbox.store.suggestion(item.suggestion_id)
+        elif item.attempts:
+            # Tried before: the engine may have answered just before the process stopped.
+            suggestion = await self.engine.answered(item.id)
+            if suggestion is not None:
+                await self.inbox.store.set_suggestion(item.id, suggestion.id)
         if suggestion is None:
             try:
                 suggestion = await self.engine.handle(

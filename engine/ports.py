@@ -107,6 +107,10 @@ class ContextStore(Protocol):
 
     async def reset(self, key: ThreadKey) -> None: ...
 
+    async def answer_to(self, message_id: str) -> Suggestion | None:
+        """The latest suggestion stored for a message, if it was answered already."""
+        ...
+
     async def turn_of(self, suggestion_id: str) -> TurnInput | None:
         """The message a suggestion answered."""
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from .model import PromptStyle
 PipelineMode = Literal["parallel", "sequential"]
 RouterMode = Literal["single", "race", "hedge"]
 EmbedderChoice = Literal["auto", "openai", "minilm", "none"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class SettingsError(ValueError):
@@ -111,7 +113,7 @@ class Settings:
             cache_ttl_s=r.number("SALES_AGENT_CACHE_TTL_S", 3600.0, minimum=0.0),
             cache_size=r.integer("SALES_AGENT_CACHE_SIZE", 1000, minimum=1),
             embedder=r.choice("SALES_AGENT_EMBEDDER", "auto", EmbedderChoice),
-            semantic_threshold=r.optional_float("SALES_AGENT_SEMANTIC_THRESHOLD"),
+            semantic_threshold=_threshold(r.optional_float("SALES_AGENT_SEMANTIC_THRESHOLD")),
             slack_bot_token=r.secret("SLACK_BOT_TOKEN"),
             slack_app_token=r.secret("SLACK_APP_TOKEN"),
             slack_api_url=r.optional("SLACK_API_URL"),
@@ -119,7 +121,7 @@ class Settings:
                 a.strip() for a in r.text("SALES_AGENT_ADMINS", "").split(",") if a.strip()
             ),
             http_port=r.optional_int("SALES_AGENT_HTTP_PORT"),
-            log_level=r.text("SALES_AGENT_LOG_LEVEL", "INFO").upper(),
+            log_level=r.choice("SALES_AGENT_LOG_LEVEL", "INFO", LogLevel, upper=True),
         )
 
 
@@ -161,6 +163,8 @@ class _Reader:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise SettingsError(f"{name} must be a finite number, got {raw!r}")
         if minimum is not None and value < minimum:
             raise SettingsError(f"{name} must be at least {minimum}, got {value}")
         return value
@@ -179,12 +183,19 @@ class _Reader:
             return False
         raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
-    def choice(self, name: str, default: str, options: Any) -> Any:
+    def choice(self, name: str, default: str, options: Any, *, upper: bool = False) -> Any:
         allowed = get_args(options)
         value = self.text(name, default)
+        value = value.upper() if upper else value
         if value not in allowed:
             raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
         return value
+
+
+def _threshold(value: float | None) -> float | None:
+    if value is not None and not 0.0 < value <= 1.0:
+        raise SettingsError(f"SALES_AGENT_SEMANTIC_THRESHOLD must be in (0, 1], got {value}")
+    return value
 
 
 def _endpoints(raw: str | None, env: Mapping[str, str]) -> tuple[Endpoint, ...]:
@@ -209,6 +220,8 @@ def _endpoints(raw: str | None, env: Mapping[str, str]) -> tuple[Endpoint, ...]:
     for i, item in enumerate(items):
         try:
             model = item.get("model")
+            if not ((item.get("fast_model") or model) and (item.get("powerful_model") or model)):
+                raise KeyError("model")
             key = env.get(item["key_env"], "") if item.get("key_env") else ""
             endpoints.append(
                 Endpoint(

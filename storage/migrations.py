@@ -122,12 +122,18 @@ def _v5_inbox_threads(db: Database) -> None:
     db["inbox"].create_index(["team", "channel", "thread_ts"])
 
 
+def _v6_thread_reset(db: Database) -> None:
+    # Reset context clears the slots and hides earlier messages from the model's history.
+    db["threads"].add_column("reset_at", float)
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v1_threads,
     _v2_llm_calls,
     _v3_cache_entries,
     _v4_inbox,
     _v5_inbox_threads,
+    _v6_thread_reset,
 )
 
 

@@ -64,7 +64,8 @@ class SqliteStore:
             with self.db.conn:
                 self.db.execute("DELETE FROM slots WHERE thread_key = ?", [str(key)])
                 self.db.execute(
-                    "UPDATE threads SET last_situation = NULL WHERE key = ?", [str(key)]
+                    "UPDATE threads SET last_situation = NULL, reset_at = ? WHERE key = ?",
+                    [time.time(), str(key)],
                 )
 
         await self._run(reset)
@@ -83,6 +84,17 @@ class SqliteStore:
         def read() -> Suggestion | None:
             row = self.db.execute(
                 "SELECT body FROM suggestions WHERE id = ?", [suggestion_id]
+            ).fetchone()
+            return suggestion_from_dict(json.loads(row[0])) if row else None
+
+        return await self._run(read)
+
+    async def answer_to(self, message_id: str) -> Suggestion | None:
+        def read() -> Suggestion | None:
+            row = self.db.execute(
+                "SELECT body FROM suggestions WHERE message_id = ? "
+                "ORDER BY created_at DESC LIMIT 1",
+                [message_id],
             ).fetchone()
             return suggestion_from_dict(json.loads(row[0])) if row else None
 
@@ -222,7 +234,7 @@ class SqliteStore:
     def _load(self, key: ThreadKey) -> ThreadContext:
         k = str(key)
         thread = self.db.execute(
-            "SELECT turns, last_situation FROM threads WHERE key = ?", [k]
+            "SELECT turns, last_situation, reset_at FROM threads WHERE key = ?", [k]
         ).fetchone()
         if thread is None:
             return ThreadContext(key=key)
@@ -235,8 +247,9 @@ class SqliteStore:
         history: tuple[str, ...] = ()
         if self.history_window:
             rows = self.db.execute(
-                "SELECT text FROM messages WHERE thread_key = ? ORDER BY created_at DESC LIMIT ?",
-                [k, self.history_window],
+                "SELECT text FROM messages WHERE thread_key = ? AND created_at > ? "
+                "ORDER BY created_at DESC LIMIT ?",
+                [k, thread[2] or 0.0, self.history_window],
             ).fetchall()
             history = tuple(row[0] for row in reversed(rows))
         return ThreadContext(
@@ -252,22 +265,10 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [turn.message_id, k, turn.author, turn.text, turn.ts, now],
             ).rowcount
-            self.db.execute(
-                "INSERT INTO threads(key, turns, last_situation, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET turns = turns + excluded.turns, "
-                "last_situation = excluded.last_situation, updated_at = excluded.updated_at",
-                [k, new_message, suggestion.situation, now],
-            )
-            self.db.conn.executemany(
-                "INSERT INTO slots(thread_key, name, value, message_id, set_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(thread_key, name) DO UPDATE SET "
-                "value = excluded.value, message_id = excluded.message_id, "
-                "set_at = excluded.set_at",
-                [
-                    (k, name, value, turn.message_id, now)
-                    for name, value in suggestion.slots_delta.items()
-                ],
-            )
+            # A message answered again (Regenerate, a retried turn) adds a suggestion only: its
+            # slots were merged the first time, and later turns may have changed them since.
+            if new_message:
+                self._merge(k, turn, suggestion, now)
             self.db.execute(
                 "INSERT INTO suggestions(id, thread_key, message_id, created_at, situation, cache, "
                 "latency_ms, reconciled, feedback, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
@@ -283,6 +284,23 @@ class SqliteStore:
                     json.dumps(suggestion_to_dict(suggestion)),
                 ],
             )
+
+    def _merge(self, k: str, turn: TurnInput, suggestion: Suggestion, now: float) -> None:
+        self.db.execute(
+            "INSERT INTO threads(key, turns, last_situation, updated_at) VALUES (?, 1, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET turns = turns + 1, "
+            "last_situation = excluded.last_situation, updated_at = excluded.updated_at",
+            [k, suggestion.situation, now],
+        )
+        self.db.conn.executemany(
+            "INSERT INTO slots(thread_key, name, value, message_id, set_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(thread_key, name) DO UPDATE SET "
+            "value = excluded.value, message_id = excluded.message_id, set_at = excluded.set_at",
+            [
+                (k, name, value, turn.message_id, now)
+                for name, value in suggestion.slots_delta.items()
+            ],
+        )
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

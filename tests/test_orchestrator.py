@@ -178,3 +178,51 @@ def test_suggestion_is_immutable() -> None:
     s = Detection("greeting", 0.9)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.situation = "other"  # type: ignore[misc]
+
+
+async def test_fallback_answers_are_not_cached_and_hits_keep_their_notes(
+    store: SqliteStore, settings: Settings
+) -> None:
+    from engine.cache import TwoTierCache
+
+    def engine_with(llm: OfflineProvider) -> Engine:
+        cache = TwoTierCache(version="v1")  # exact tier only
+        return Engine(
+            llm=llm, store=store, settings=settings, playbook=default_playbook(), cache=cache
+        )
+
+    outage = engine_with(OfflineProvider(fallback=True))
+    first = await outage.handle(
+        turn("Does it integrate with HubSpot?", 1, ThreadKey("T", "C", "a"))
+    )
+    again = await outage.handle(
+        turn("Does it integrate with HubSpot?", 2, ThreadKey("T", "C", "b"))
+    )
+    assert first.offline and again.cache == "miss" and again.offline
+
+    normal = engine_with(OfflineProvider())
+    long = "We use Gong and it's too expensive. " * 200
+    await normal.handle(turn(long, 3, ThreadKey("T", "C", "c")))
+    hit = await normal.handle(turn(long, 4, ThreadKey("T", "C", "d")))
+    assert hit.cache == "exact"
+    assert any("characters; I read the first" in note for note in hit.notes)
+
+
+async def test_regenerating_an_old_card_keeps_newer_deal_facts(
+    engine: Engine, store: SqliteStore
+) -> None:
+    first = await engine.handle(turn("Budget is $50k and we are 20 people", 1))
+    await engine.handle(turn("Actually budget is $90k and we are 45 people now", 2))
+    again = await engine.regenerate(first.id)
+    assert again is not None
+    context = await store.load(KEY)
+    assert context.values()["team_size"] == "45"
+    assert context.slots["team_size"].message_id == "m2"
+    assert context.turns == 2
+
+
+async def test_a_message_already_answered_is_found_by_its_id(engine: Engine) -> None:
+    s = await engine.handle(turn("Does it integrate with HubSpot?", 7))
+    found = await engine.answered("m7")
+    assert found is not None and found.id == s.id and found.reply == s.reply
+    assert await engine.answered("m8") is None

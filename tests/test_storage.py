@@ -65,3 +65,17 @@ async def test_reopening_an_up_to_date_file_migrates_nothing(tmp_path: Path) -> 
         version, mode = version.fetchone()[0], mode.fetchone()[0]
         assert version >= 2 and mode == "wal"
         await store.close()
+
+
+async def test_reset_clears_slots_and_hides_earlier_messages(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "r.db")
+    eng = Engine(
+        llm=OfflineProvider(), store=store, settings=Settings(), playbook=default_playbook()
+    )
+    await eng.handle(TurnInput(KEY, "We use Gong, 40 reps", message_id="m1"))
+    await eng.reset(KEY)
+    context = await store.load(KEY)
+    assert context.slots == {} and context.history == ()
+    await eng.handle(TurnInput(KEY, "Does it do SSO?", message_id="m2"))
+    assert (await store.load(KEY)).history == ("Does it do SSO?",)
+    await store.close()

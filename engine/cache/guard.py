@@ -143,7 +143,7 @@ _MONEY = re.compile(
 )
 _PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|pct\b)")
 _CLOCK = re.compile(r"\b(\d{1,2})(?::(\d\d))?\s?(am|pm)\b|\b(\d{1,2}):(\d\d)\b")
-_PLAIN_NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(k|m|st|nd|rd|th)?(?![\w])")
+_PLAIN_NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(k|m|x|st|nd|rd|th)?(?![\w])")
 _QUARTER = re.compile(r"\b(q[1-4]|h[12])\b|\b(?:fy|fiscal year)\s?'?(\d{2,4})\b")
 _MONTHS = {
     "jan": 1, "january": 1, "feb": 2, "february": 2, "mar": 3, "march": 3, "apr": 4,
@@ -520,6 +520,8 @@ def _numbers(prepared: str) -> list[str]:
         if free(*m.span()):
             if m[2] in ("st", "nd", "rd", "th"):
                 found.append((m.start(), f"nth:{_fmt(_to_float(m[1]))}"))
+            elif m[2] == "x":  # "3x bigger": a multiple
+                found.append((m.start(), f"times:{_fmt(_to_float(m[1]))}"))
             else:
                 found.append((m.start(), _fmt(_to_float(m[1]) * _UNITS.get(m[2] or "", 1))))
             taken.append(m.span())

@@ -81,11 +81,13 @@ class Engine:
         async with self._thread(turn.key):
             started = time.perf_counter()
             context = await self.store.load(turn.key)
-            suggestion = await self._cached(turn, text, context, started)
+            suggestion = await self._cached(turn, text, context, started, notes)
             if suggestion is None:
                 suggestion = await self._fresh(turn, text, context, started, notes)
             await self.store.commit_turn(turn, suggestion)
-            if self.cache is not None and suggestion.cache in ("miss", "bypass"):
+            # A fallback answer is a stopgap: serving it from the cache would outlive the outage.
+            fresh = suggestion.cache in ("miss", "bypass") and not suggestion.offline
+            if self.cache is not None and fresh:
                 await self.cache.store(text, context, suggestion)
             return suggestion
 
@@ -142,6 +144,11 @@ class Engine:
         if stored and not positive and self.cache is not None:
             await self.cache.forget(suggestion_id)
         return stored
+
+    async def answered(self, message_id: str) -> Suggestion | None:
+        """The suggestion already made for a message: a turn resumed after a crash between
+        the engine's commit and the caller's bookkeeping is not coached twice."""
+        return await self.store.answer_to(message_id)
 
     async def regenerate(self, suggestion_id: str) -> Suggestion | None:
         """Answer the message behind a suggestion again, bypassing the cache."""
@@ -229,10 +236,10 @@ class Engine:
         self.speculation["started"] += 1
         try:
             analysis = await self.analyse(text, context)
+            strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
         except BaseException:
             _abandon(spec)
             raise
-        strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
         if strategy.name == guessed.name:
             self.speculation["kept"] += 1
             draft, result, ms = await spec
@@ -245,7 +252,12 @@ class Engine:
         return analysis, strategy, draft, result, ms
 
     async def _cached(
-        self, turn: TurnInput, text: str, context: ThreadContext, started: float
+        self,
+        turn: TurnInput,
+        text: str,
+        context: ThreadContext,
+        started: float,
+        notes: tuple[str, ...],
     ) -> Suggestion | None:
         if self.cache is None or turn.regenerate:
             return None
@@ -267,7 +279,7 @@ class Engine:
             step_ms={"cache": hit.lookup_ms},
             started=started,
             triggers=(),
-            notes=(),
+            notes=notes,
         )
 
     def _suggestion(

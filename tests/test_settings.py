@@ -1,0 +1,54 @@
+"""Settings come from the environment once; a bad value is named, never silently used."""
+
+import pytest
+
+from engine.settings import Settings, SettingsError
+
+
+def test_defaults_need_nothing() -> None:
+    s = Settings.from_env({})
+    assert s.router == "hedge" and s.cache and not s.slack_enabled
+    assert s.anthropic_api_key is None and s.endpoints == ()
+
+
+def test_secrets_never_show_in_reprs() -> None:
+    s = Settings.from_env({"OPENAI_API_KEY": "sk-very-secret-value", "SLACK_BOT_TOKEN": "xoxb-1"})
+    assert "sk-very-secret-value" not in repr(s) and "xoxb-1" not in repr(s)
+    assert s.openai_api_key == "sk-very-secret-value"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SALES_AGENT_LOG_LEVEL": "chatty"}, "SALES_AGENT_LOG_LEVEL"),
+        ({"SALES_AGENT_STEP_BUDGET_S": "nan"}, "SALES_AGENT_STEP_BUDGET_S"),
+        ({"SALES_AGENT_CACHE_SIZE": "lots"}, "SALES_AGENT_CACHE_SIZE"),
+        ({"SALES_AGENT_SEMANTIC_THRESHOLD": "1.5"}, "SALES_AGENT_SEMANTIC_THRESHOLD"),
+        ({"SALES_AGENT_ROUTER": "fastest"}, "SALES_AGENT_ROUTER"),
+        ({"SALES_AGENT_CACHE": "maybe"}, "SALES_AGENT_CACHE"),
+        ({"SALES_AGENT_ENDPOINTS": '[{"name": "x", "base_url": "http://x"}]'}, "needs name"),
+        ({"SALES_AGENT_ENDPOINTS": "{not json"}, "SALES_AGENT_ENDPOINTS"),
+    ],
+)
+def test_bad_values_are_named(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
+
+
+def test_extra_endpoints_take_their_key_from_the_named_variable() -> None:
+    s = Settings.from_env(
+        {
+            "SALES_AGENT_ENDPOINTS": '[{"name": "ollama", "base_url": "http://127.0.0.1:11434/v1",'
+            ' "model": "llama3.1", "key_env": "OLLAMA_KEY"}]',
+            "OLLAMA_KEY": "local-key",
+            "SALES_AGENT_LOG_LEVEL": "debug",
+        }
+    )
+    [e] = s.endpoints
+    assert (e.name, e.fast_model, e.powerful_model, e.api_key) == (
+        "ollama",
+        "llama3.1",
+        "llama3.1",
+        "local-key",
+    )
+    assert s.log_level == "DEBUG"
