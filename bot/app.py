@@ -18,6 +18,7 @@ import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -29,12 +30,13 @@ from engine.inbox import InboxStore
 
 from .inbox import Inbox
 from .listeners import Deps, register
-from .ops import Metrics, OpsServer
+from .ops import Metrics, OpsServer, TimedMemo
 from .turns import BotConfig, Coach, Identity, TurnRunner
 
 log = logging.getLogger("sales_agent.bot")
 
 DEFAULT_API_URL = "https://slack.com/api/"
+CONNECT_TIMEOUT_S = 30.0  # Socket Mode connect at start, after the WebSocket URL was issued
 
 
 def api_base_url(url: str | None) -> str:
@@ -80,6 +82,10 @@ def create_app(client: AsyncWebClient, deps: Deps) -> AsyncApp:
     return app
 
 
+class BotStartError(RuntimeError):
+    """The bot could not start; what was already running has been shut down."""
+
+
 class SlackBot:
     def __init__(
         self,
@@ -106,10 +112,37 @@ class SlackBot:
         self.runner: TurnRunner | None = None
         self.ops: OpsServer | None = None
         self.identity: Identity | None = None
+        self._starting = ""
+        # /metrics scrapes reuse the engine's stats report for ops.STATS_TTL_S seconds.
+        self._stats = TimedMemo(lambda: self.engine.stats())
 
     async def start(self) -> None:
+        """Start the bot. If any step fails (bad token, Slack unreachable), everything started so
+        far is shut down the way `stop()` does it (resumed turns finish or stay in the inbox, the
+        HTTP pool is closed) and `BotStartError` is raised naming the step and Slack's answer."""
+        self._starting = "opening the HTTP pool"
+        try:
+            await self._start()
+        except Exception as exc:
+            step = self._starting
+            await self._abort_start()
+            raise BotStartError(
+                f"the Slack bot could not start while {step}: {_describe(exc)}"
+            ) from exc
+        except BaseException:
+            await self._abort_start()
+            raise
+
+    async def _abort_start(self) -> None:
+        try:
+            await asyncio.shield(self.stop())
+        except Exception as exc:  # the start error is the one worth reporting
+            log.warning("cleaning up after a failed start: %s", type(exc).__name__)
+
+    async def _start(self) -> None:
         self._session = aiohttp.ClientSession()
         self.client = build_client(self._bot_token, self._api_url, self._session)
+        self._starting = "signing in (auth.test)"
         auth = await self.client.auth_test()
         self.identity = Identity(
             bot_user_id=str(auth.get("user_id") or ""),
@@ -132,15 +165,25 @@ class SlackBot:
         )
         deps = Deps(self.runner, self.engine, self.config, self.metrics, self.identity)
         self.app = create_app(self.client, deps)
+        self._starting = "preparing the inbox"
         pruned = await self.inbox.store.prune(time.time() - self.config.inbox_retention_s)
         if pruned:
             log.info("forgot %d inbox row(s) older than the retention", pruned)
         resumed = await self.runner.recover()
         if resumed:
             log.info("resumed %d unfinished turn(s) from the inbox", resumed)
+        self._starting = "connecting Socket Mode (apps.connections.open)"
         self.handler = AsyncSocketModeHandler(self.app, str(self._app_token))
-        await self.handler.connect_async()  # type: ignore[no-untyped-call]
+        # slack_sdk's connect() retries every failure forever, a refused app token included.
+        # Ask for the WebSocket URL here first, so a bad token or an unreachable Slack fails
+        # the start (connect() then uses this URL), and bound the connect itself.
+        self.handler.client.wss_uri = await self.handler.client.issue_new_wss_url()
+        await asyncio.wait_for(
+            self.handler.connect_async(),  # type: ignore[no-untyped-call]
+            CONNECT_TIMEOUT_S,
+        )
         if self.config.http_port is not None:
+            self._starting = "starting the ops endpoints"
             self.ops = OpsServer(
                 self.metrics,
                 self.health,
@@ -170,6 +213,8 @@ class SlackBot:
         log.info("Slack bot stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then shut down gracefully. A failed start has already been
+        cleaned up by `start()` and raises `BotStartError`."""
         await self.start()
         try:
             await stop.wait()
@@ -194,12 +239,24 @@ class SlackBot:
         counts = await self.inbox.store.counts()
         for state in ("pending", "done", "failed"):
             self.metrics.inbox.labels(state).set(counts.get(state, 0))
-        report = await self.engine.stats()
+        report = await self._stats.get()
         self.metrics.set_provider_errors(report.as_dict())
 
 
 def _drop_token_skipped_warning(record: logging.LogRecord) -> bool:
     return "`token` will be unused" not in record.getMessage()
+
+
+def _describe(exc: BaseException) -> str:
+    """Slack's error code for an API error, else the exception's type and (trimmed) text."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, SlackApiError):
+        code = exc.response.get("error") if exc.response is not None else None
+        if code:
+            return str(code)
+    text = _safe(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _safe(text: str) -> str:

@@ -9,7 +9,8 @@ import re
 from collections.abc import Iterable
 
 _SLACK_TOKEN = re.compile(
-    r"\b(xox[abposr]|xapp|xoxe(?:\.xox[bp])?|sk(?:-ant|-proj)?)-[A-Za-z0-9_-]{8,}"
+    r"\b(xox[abposr]|xapp|xoxe(?:\.xox[bp])?)-[A-Za-z0-9-]+"
+    r"|\b(sk(?:-ant|-proj)?)-[A-Za-z0-9_-]{8,}"
 )
 MASK = "***"
 
@@ -22,7 +23,7 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
-        return _SLACK_TOKEN.sub(lambda m: f"{m.group(1)}-{MASK}", text)
+        return _SLACK_TOKEN.sub(lambda m: f"{m.group(1) or m.group(2)}-{MASK}", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -1,8 +1,11 @@
 """Operations: Prometheus metrics and a small aiohttp server with `/healthz` and `/metrics`.
 
 Metrics live in their own registry (one per bot), so several bots in one test process do not
-collide. Provider error figures come from the engine's call log at scrape time (a window of
-recent calls), everything else is counted as it happens.
+collide. Provider error figures come from the engine's call log (a window of recent calls),
+read at most once per `STATS_TTL_S` however often /metrics is scraped: that read parses up to
+10,000 rows on the database thread. Everything else is counted as it happens and stays live.
+
+The server binds 127.0.0.1 unless told otherwise: it has no authentication.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -20,6 +24,11 @@ from prometheus_client.exposition import generate_latest
 from engine.model import Suggestion
 
 log = logging.getLogger("sales_agent.bot.ops")
+
+DEFAULT_HOST = "127.0.0.1"
+STATS_TTL_S = 15.0  # how long /metrics reuses the engine's stats report
+
+T = TypeVar("T")
 
 _SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 60.0)
 
@@ -118,13 +127,46 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class TimedMemo(Generic[T]):
+    """The last result of `load()`, reused for `ttl` seconds. Concurrent callers share one
+    load; a failed load is not remembered."""
+
+    def __init__(
+        self,
+        load: Callable[[], Awaitable[T]],
+        ttl: float = STATS_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self.ttl = ttl
+        self._clock = clock
+        self._value: T | None = None
+        self._at: float | None = None
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> bool:
+        return self._at is not None and self._clock() - self._at < self.ttl
+
+    async def get(self) -> T:
+        if not self._fresh():
+            async with self._lock:
+                if not self._fresh():
+                    self._value = await self._load()
+                    self._at = self._clock()
+        return self._value  # type: ignore[return-value]  # set by the load above
+
+    def clear(self) -> None:
+        self._value, self._at = None, None
+
+
 HealthCheck = Callable[[], Awaitable[Mapping[str, bool]]]
 Refresh = Callable[[], Awaitable[None]]
 
 
 class OpsServer:
     """`GET /healthz`: 200 when every check passes, else 503, with a JSON body of the checks.
-    `GET /metrics`: Prometheus text format."""
+    `GET /metrics`: Prometheus text format. Unauthenticated, so it listens on 127.0.0.1 unless
+    `host` says otherwise (e.g. "0.0.0.0" for a scraper outside the host)."""
 
     def __init__(
         self,
@@ -132,7 +174,7 @@ class OpsServer:
         health: HealthCheck,
         refresh: Refresh | None = None,
         *,
-        host: str = "0.0.0.0",
+        host: str = DEFAULT_HOST,
         port: int = 0,
     ) -> None:
         self.metrics = metrics

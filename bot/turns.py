@@ -76,7 +76,7 @@ class BotConfig:
     # Finished inbox rows are kept this long: they dedupe redeliveries and remember threads.
     inbox_retention_s: float = 30 * 86400.0
     stats_timeout: float = 2.0  # /agent-stats answers in the ack when ready by then
-    http_host: str = "0.0.0.0"
+    http_host: str = "127.0.0.1"
     http_port: int | None = None
 
 

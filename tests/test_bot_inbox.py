@@ -104,3 +104,9 @@ def test_redaction_masks_known_secrets_and_token_shapes() -> None:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
     redact.filter(record)
     assert "xoxp-123" not in (record.exc_text or "") and "xoxp-***" in (record.exc_text or "")
+
+
+def test_redaction_masks_api_keys_by_shape() -> None:
+    redact = RedactSecrets([])
+    text = redact.redact("anthropic sk-ant-api03-abcdefghijk, openai sk-proj-ABCDEFGH123, task-force")
+    assert text == "anthropic sk-ant-***, openai sk-proj-***, task-force"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import logging
@@ -19,7 +20,8 @@ import pytest
 import pytest_asyncio
 
 from bot import blocks
-from bot.app import SlackBot
+from bot.app import BotStartError, SlackBot
+from bot.ops import Metrics, OpsServer
 from bot.turns import BotConfig
 from engine.llm.offline import OfflineProvider
 from engine.model import Draft, StepCall, Suggestion, ThreadContext
@@ -722,6 +724,57 @@ async def test_a_turn_whose_reply_was_started_is_finished_not_posted_again(
     assert len(h.fake.calls_to("chat.postMessage")) == 0
 
 
+@pytest.mark.timeout(20)
+async def test_a_failed_start_cleans_up_like_stop_and_says_why(
+    start: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Socket Mode refuses the app token after recover() resumed a turn: run() raises a clear
+    error, the resumed turn is handed back to the inbox and every HTTP session is closed."""
+    slow = SlowProvider(delay=3.0)
+    h = await start(llm=slow, drain_timeout=0.2, db=tmp_path / "shared.db")
+    ev = await h.mention(GONG)
+    await asyncio.wait_for(slow.started.wait(), 5)
+    await h.bot.stop()  # leaves the turn pending for the next start
+    item_id = f"{TEAM_ID}:C1:{ev['ts']}"
+
+    sessions: list[aiohttp.ClientSession] = []
+    real_session = aiohttp.ClientSession
+
+    def recording_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        session = real_session(*args, **kwargs)
+        sessions.append(session)
+        return session
+
+    monkeypatch.setattr(aiohttp, "ClientSession", recording_session)
+    slow.started.clear()
+    h.fake.fail_next("apps.connections.open", "invalid_auth")
+    bot = SlackBot(
+        engine=h.engine,
+        inbox_store=h.inbox,
+        bot_token=BOT_TOKEN,
+        app_token=APP_TOKEN,
+        api_url=h.fake.api_url,
+        config=BotConfig(min_update_interval=0.2, drain_timeout=0.2),
+    )
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(BotStartError, match=r"Socket Mode.*invalid_auth") as raised:
+        await bot.run(asyncio.Event())
+    assert APP_TOKEN not in str(raised.value) and BOT_TOKEN not in str(raised.value)
+    assert slow.started.is_set(), "recover() had resumed the turn before the connect failed"
+
+    assert bot.runner is not None and not bot.runner._tasks and bot.runner.in_flight == 0
+    assert bot.handler is None and bot.ops is None and bot._session is None
+    assert sessions and all(s.closed for s in sessions)
+    item = await h.inbox.get(item_id)
+    assert item is not None and item.state == "pending"  # the next start runs it
+    assert h.replies("C1", ev["ts"]) == []
+    sessions.clear()
+    del bot
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
 # Operations ----------------------------------------------------------------------------------
 
 
@@ -757,3 +810,52 @@ async def test_healthz_and_metrics(start: Start) -> None:
         body = await resp.json()
         assert resp.status == 503 and body["socket_connected"] is False
 
+
+@pytest.mark.timeout(20)
+async def test_metrics_scrapes_reuse_the_engine_stats_for_a_while(start: Start) -> None:
+    """The stats report parses up to 10,000 call-log rows on the database thread: scrapes
+    within the window share one read, the live counters still move between them."""
+    h = await start(http_port=0, http_host="127.0.0.1")
+    reads = 0
+    real_stats = h.engine.stats
+
+    async def counting_stats(window: int = 10_000) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_stats(window)
+
+    h.engine.stats = counting_stats  # type: ignore[method-assign]
+    assert h.bot.ops is not None
+    url = f"http://127.0.0.1:{h.bot.ops.port}/metrics"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as resp:
+            assert resp.status == 200
+            assert 'sales_agent_turns_total{outcome="card"}' not in await resp.text()
+        await h.done(await h.mention(GONG))
+        async with http.get(url) as resp:
+            assert resp.status == 200
+            second = await resp.text()
+    assert reads == 1
+    assert 'sales_agent_turns_total{outcome="card"} 1.0' in second  # live, not cached
+
+    h.bot._stats.clear()  # the window has passed
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        assert resp.status == 200
+    assert reads == 2
+
+
+async def test_ops_server_listens_on_loopback_unless_told_otherwise() -> None:
+    async def healthy() -> Mapping[str, bool]:
+        return {"ok": True}
+
+    ops = OpsServer(Metrics(), healthy, port=0)
+    assert ops.host == "127.0.0.1"
+    port = await ops.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/healthz") as resp,
+        ):
+            assert resp.status == 200
+    finally:
+        await ops.stop()
