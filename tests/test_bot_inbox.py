@@ -108,5 +108,7 @@ def test_redaction_masks_known_secrets_and_token_shapes() -> None:
 
 def test_redaction_masks_api_keys_by_shape() -> None:
     redact = RedactSecrets([])
-    text = redact.redact("anthropic sk-ant-api03-abcdefghijk, openai sk-proj-ABCDEFGH123, task-force")
+    text = redact.redact(
+        "anthropic sk-ant-api03-abcdefghijk, openai sk-proj-ABCDEFGH123, task-force"
+    )
     assert text == "anthropic sk-ant-***, openai sk-proj-***, task-force"
