@@ -209,3 +209,8 @@ def test_capture_and_detect_are_fast() -> None:
         detect(row["text"], row.get("context"))
     mean_ms = (time.process_time() - start) / len(rows) * 1000
     assert mean_ms < 2.0  # typically ~0.2 ms; generous for a loaded CI machine
+
+
+def test_using_a_tool_that_is_no_vendor_is_not_a_competitor_mention() -> None:
+    assert detect("We're 25 reps and we use spreadsheets today").situation != "competitor_mention"
+    assert detect("We already use Gong").situation == "competitor_mention"
