@@ -12,7 +12,9 @@ table of its own.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from engine.cache.persistence import LoadedCache, StoredEntry
 
@@ -29,8 +31,13 @@ _COLUMNS = (
 
 
 class SqliteCacheStore:
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteStore, *, flush_after_s: float = 0.25) -> None:
         self.store = store
+        self.flush_after_s = flush_after_s
+        self._saves: dict[str, StoredEntry] = {}
+        self._deletes: set[str] = set()
+        self._touches: dict[str, tuple[float, int]] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     async def load(self, version: str, not_before: float) -> LoadedCache:
         def load() -> LoadedCache:
@@ -71,48 +78,82 @@ class SqliteCacheStore:
 
         return await self.store._run(load)
 
+    # Writes are batched: one transaction (one hop to the SQLite thread) per `flush_after_s`
+    # instead of one per turn, which cost a turn ~0.15 ms at p50 and 20 ms at p99.9 when it
+    # queued behind the next turn's reads. A crash loses at most that window of cache entries,
+    # never a block (below), which is written at once.
+
     async def save(self, entry: StoredEntry) -> None:
-        def save() -> None:
+        self._deletes.discard(entry.key)
+        self._touches.pop(entry.key, None)
+        self._saves[entry.key] = entry
+        self._schedule()
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._saves.pop(key, None)
+            self._touches.pop(key, None)
+            self._deletes.add(key)
+        self._schedule()
+
+    async def touch(self, key: str, used_at: float, hits: int) -> None:
+        pending = self._saves.get(key)
+        if pending is not None:
+            self._saves[key] = replace(pending, used_at=used_at, hits=hits)
+        else:
+            self._touches[key] = (used_at, hits)
+        self._schedule()
+
+    async def flush(self) -> None:
+        """Write what is buffered now (also at shutdown)."""
+        flusher = self._flusher
+        if flusher is not None and flusher is not asyncio.current_task() and not flusher.done():
+            flusher.cancel()  # this call writes it all; nothing may wake after a shutdown
+        saves, deletes, touches = list(self._saves.values()), list(self._deletes), self._touches
+        self._saves, self._deletes, self._touches = {}, set(), {}
+        if not (saves or deletes or touches):
+            return
+
+        def write() -> None:
             db = self.store.db
             with db.conn:
-                db.execute(
+                db.conn.executemany(
+                    "DELETE FROM cache_entries WHERE key = ?", [(k,) for k in deletes]
+                )
+                db.conn.executemany(
                     f"INSERT OR REPLACE INTO cache_entries({_COLUMNS}) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        entry.key,
-                        entry.fingerprint,
-                        entry.version,
-                        entry.text,
-                        entry.embedder,
-                        entry.vector,
-                        entry.suggestion_id,
-                        entry.body,
-                        entry.created_at,
-                        entry.used_at,
-                        entry.hits,
+                        (
+                            e.key,
+                            e.fingerprint,
+                            e.version,
+                            e.text,
+                            e.embedder,
+                            e.vector,
+                            e.suggestion_id,
+                            e.body,
+                            e.created_at,
+                            e.used_at,
+                            e.hits,
+                        )
+                        for e in saves
                     ],
                 )
-
-        await self.store._run(save)
-
-    async def delete(self, keys: Sequence[str]) -> None:
-        def delete() -> None:
-            db = self.store.db
-            with db.conn:
-                db.conn.executemany("DELETE FROM cache_entries WHERE key = ?", [(k,) for k in keys])
-
-        await self.store._run(delete)
-
-    async def touch(self, key: str, used_at: float, hits: int) -> None:
-        def touch() -> None:
-            db = self.store.db
-            with db.conn:
-                db.execute(
+                db.conn.executemany(
                     "UPDATE cache_entries SET used_at = ?, hits = ? WHERE key = ?",
-                    [used_at, hits, key],
+                    [(used, hits, key) for key, (used, hits) in touches.items()],
                 )
 
-        await self.store._run(touch)
+        await self.store._run(write)
+
+    def _schedule(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.flush_after_s)
+        await self.flush()
 
     async def block(self, answer: str, suggestion_id: str, at: float) -> None:
         def block() -> None:

@@ -79,3 +79,31 @@ async def test_reset_clears_slots_and_hides_earlier_messages(tmp_path: Path) -> 
     await eng.handle(TurnInput(KEY, "Does it do SSO?", message_id="m2"))
     assert (await store.load(KEY)).history == ("Does it do SSO?",)
     await store.close()
+
+
+async def test_cache_writes_are_batched_and_flushed_on_close(tmp_path: Path) -> None:
+    from engine.cache.persistence import StoredEntry
+    from storage.cache_store import SqliteCacheStore
+
+    def entry(key: str) -> StoredEntry:
+        return StoredEntry(key, "fp", "v1", "text", None, None, "s-" + key, "{}", 1.0, 1.0, 0)
+
+    store = await SqliteStore.open(tmp_path / "c.db")
+    cache_rows = SqliteCacheStore(store, flush_after_s=60)
+    for key in ("a", "b", "c"):
+        await cache_rows.save(entry(key))
+    await cache_rows.delete(["b"])  # a delete after a save cancels it
+    await cache_rows.touch("c", 5.0, 2)
+    await cache_rows.block("bad-answer", "s-x", 3.0)  # blocks are written at once
+
+    def rows() -> list[tuple[str, float, int]]:
+        return store.db.execute(
+            "SELECT key, used_at, hits FROM cache_entries ORDER BY key"
+        ).fetchall()
+
+    assert await store._run(rows) == [("blocked:bad-answer", 3.0, 0)]
+    await cache_rows.flush()
+    assert await store._run(rows) == [("a", 1.0, 0), ("blocked:bad-answer", 3.0, 0), ("c", 5.0, 2)]
+    loaded = await cache_rows.load("v1", 0.0)
+    assert [e.key for e in loaded.entries] == ["a", "c"] and list(loaded.blocked) == ["bad-answer"]
+    await store.close()

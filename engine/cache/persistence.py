@@ -44,5 +44,9 @@ class CachePersistence(Protocol):
     async def touch(self, key: str, used_at: float, hits: int) -> None: ...
 
     async def block(self, answer: str, suggestion_id: str, at: float) -> None:
-        """Remember for good that this answer must never be served again."""
+        """Remember for good that this answer must never be served again (at once)."""
+        ...
+
+    async def flush(self) -> None:
+        """Write whatever saves, deletes and touches are still buffered."""
         ...

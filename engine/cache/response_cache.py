@@ -283,6 +283,8 @@ class TwoTierCache:
         """Wait for the SQLite writes started so far."""
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+        if self.persistence is not None:
+            await self.persistence.flush()
 
     async def aclose(self) -> None:
         await self.flush()
