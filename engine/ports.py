@@ -121,9 +121,6 @@ class ContextStore(Protocol):
 
     async def recent_turns(self, limit: int) -> Sequence[TurnRecord]: ...
 
-    async def add_counters(self, deltas: Mapping[str, int]) -> None: ...
-
-    async def counters(self) -> Mapping[str, int]: ...
 
 
 class CallLog(Protocol):

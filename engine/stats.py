@@ -14,8 +14,6 @@ from typing import Any
 from .ports import CallRecord, TurnRecord
 from .taxonomy import STEPS
 
-SECTIONS = ("cache", "reconcile", "llm", "latency")
-
 
 def percentiles(values: Iterable[float]) -> dict[str, float]:
     data = sorted(values)

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -146,22 +146,6 @@ class SqliteStore:
             return records
 
         return await self._run(read)
-
-    async def add_counters(self, deltas: Mapping[str, int]) -> None:
-        def add() -> None:
-            with self.db.conn:
-                self.db.conn.executemany(
-                    "INSERT INTO counters(name, value) VALUES (?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                    list(deltas.items()),
-                )
-
-        await self._run(add)
-
-    async def counters(self) -> Mapping[str, int]:
-        return await self._run(
-            lambda: dict(self.db.execute("SELECT name, value FROM counters").fetchall())
-        )
 
     # CallLog ---------------------------------------------------------------------------
 

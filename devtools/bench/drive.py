@@ -68,8 +68,6 @@ class Timed:
     provider_ms: float = 0.0  # wall time inside provider calls (union)
     cpu_ms: float = 0.0  # process CPU time over the turn (meaningful one turn at a time)
     provider_cpu_ms: float = 0.0
-    spans: tuple[tuple[float, float], ...] = ()  # provider calls, perf_counter (start, end)
-    wall_offset: float = 0.0  # time.time() - perf_counter() when the turn started
 
     def model_ms(self, time_scale: float) -> float:
         """The turn's time with provider waits scaled back to model time."""
@@ -77,14 +75,6 @@ class Timed:
             return self.ms
         return self.ms - self.provider_ms + self.provider_ms / time_scale
 
-    def model_ms_until(self, wall_time: float, time_scale: float) -> float:
-        """Model time from the turn's start to `wall_time` (a time.time() instant)."""
-        end = wall_time - self.wall_offset
-        real = (end - self.started) * 1000
-        if time_scale <= 0:
-            return real
-        inside = union_ms([(a, min(b, end)) for a, b in self.spans if a < end])
-        return real - inside + inside / time_scale
 
 
 def turn_input(turn: Turn, run: str) -> TurnInput:
@@ -117,7 +107,6 @@ async def drive(
         spans: list[Span] = []
         _spans.set(spans)  # this task's own context: its child tasks inherit the list
         started, cpu = time.perf_counter(), time.process_time()
-        offset = time.time() - started
         suggestion = await handle(turn_input(turn, run))
         ms = (time.perf_counter() - started) * 1000
         return Timed(
@@ -128,8 +117,6 @@ async def drive(
             provider_ms=union_ms([(a, b) for a, b, _, _ in spans]),
             cpu_ms=(time.process_time() - cpu) * 1000,
             provider_cpu_ms=union_ms([(c, d) for _, _, c, d in spans]),
-            spans=tuple((a, b) for a, b, _, _ in spans),
-            wall_offset=offset,
         )
 
     try:

@@ -73,7 +73,6 @@ class OverheadResult:
         }
 
 
-ProviderFactory = Callable[[Settings], Any]
 
 
 async def measure(

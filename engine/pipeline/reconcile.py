@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from ..model import Capture, Detection
 from ..taxonomy import CRITICAL_SLOTS
 
-TRIGGERS = ("low_confidence", "critical_slot", "many_slots")
-
 
 def triggers(
     detection: Detection,
