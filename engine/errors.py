@@ -14,7 +14,8 @@ class EmptyMessage(EngineError):
 class ProviderError(EngineError):
     """One provider could not give a valid answer for one step.
 
-    `kind` is one of: timeout, rate_limit, server, invalid_output, connection, client, circuit_open.
+    `kind` is one of: timeout, rate_limit, server, invalid_output, truncated, connection, client,
+    circuit_open.
     """
 
     def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:
@@ -26,5 +27,7 @@ class ProviderError(EngineError):
 class InvalidOutput(ProviderError):
     """The answer broke the output contract (not JSON, unknown label, wrong types)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("invalid_output", message)
+    def __init__(self, message: str, *, truncated: bool = False) -> None:
+        # A truncated answer (cut at max_tokens or mid-stream) is its own kind: the cure is a
+        # bigger budget or a shorter answer, not a different model.
+        super().__init__("truncated" if truncated else "invalid_output", message)

@@ -407,7 +407,9 @@ class Core:
             else:
                 text = await self._answer(req)
                 if kind == "malformed_json":
-                    text = params.get("text") or "```json\n" + text[: max(1, len(text) // 2)]
+                    # A missing colon: broken JSON that no repair can mend (a cut-off answer is
+                    # the `truncated_stream` fault, or a small `max_tokens`).
+                    text = params.get("text") or "```json\n" + text.replace('":', '"', 1)
         except Exception as exc:
             log.exception("fake LLM answerer failed")
             rec.outcome = "answerer_error"

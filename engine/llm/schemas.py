@@ -1,0 +1,61 @@
+"""JSON schemas for each step's answer, derived from the taxonomy.
+
+Providers that can constrain decoding (OpenAI `json_schema`, Anthropic `output_config.format`,
+llama.cpp's grammar from `response_format`) receive these, so a weak model cannot drift off the
+labels or slot names, and `engine.contract` still validates whatever comes back.
+
+`strict=True` is OpenAI's strict mode: every property listed in `required` (absent slots are
+`null`) and `additionalProperties: false` everywhere. Without it, slots are optional, so a
+grammar-constrained model is not made to spell out nine nulls.
+
+Servers differ in what they honour: llama.cpp ignores `minimum`/`maximum`, so the contract
+normalises a confidence given as a percentage instead of trusting the bounds.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from ..taxonomy import SITUATIONS, SLOTS
+
+_CONFIDENCE: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
+
+
+@cache
+def _schema(step: str, strict: bool) -> dict[str, Any]:
+    if step == "capture":
+        slots: dict[str, Any] = {
+            "type": "object",
+            "properties": {name: {"type": ["string", "null"]} for name in SLOTS},
+            "additionalProperties": False,
+        }
+        if strict:
+            slots["required"] = list(SLOTS)
+        return _object({"slots": slots, "confidence": _CONFIDENCE})
+    if step == "detect":
+        return _object(
+            {
+                "situation": {"type": "string", "enum": list(SITUATIONS)},
+                "confidence": _CONFIDENCE,
+                "secondary": {"type": ["string", "null"], "enum": [*SITUATIONS, None]},
+            }
+        )
+    if step == "generate":
+        return _object({"reply": {"type": "string"}, "coaching_tip": {"type": "string"}})
+    raise ValueError(f"unknown step {step!r}")
+
+
+def schema(step: str, *, strict: bool = False) -> dict[str, Any]:
+    """The step's answer schema (a fresh copy: SDKs may annotate what they are given)."""
+    return copy.deepcopy(_schema(step, strict))
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
