@@ -27,7 +27,7 @@ import jiter
 
 from .errors import InvalidOutput
 from .model import Capture, Detection, Draft, StepValue
-from .taxonomy import SITUATIONS, SLOTS
+from .taxonomy import SLOTS, is_situation
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,12 @@ def capture_from(obj: dict[str, Any]) -> Capture:
 
 def detection_from(obj: dict[str, Any]) -> Detection:
     situation = label(obj.get("situation"))
-    if situation not in SITUATIONS:
+    if not is_situation(situation):
         raise InvalidOutput(f"detect: unknown situation {obj.get('situation')!r}")
     secondary: str | None = label(obj.get("secondary"))
     if secondary in _EMPTY or secondary == situation:
         secondary = None
-    if secondary is not None and secondary not in SITUATIONS:
+    if secondary is not None and not is_situation(secondary):
         raise InvalidOutput(f"detect: unknown secondary situation {obj.get('secondary')!r}")
     return Detection(
         situation=situation,

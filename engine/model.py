@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .taxonomy import Situation
+
 CacheTier = Literal["miss", "exact", "semantic", "bypass"]
 Tier = Literal["fast", "powerful"]
 # compact: the default; verbose: few-shot (the benchmark's baseline); terse: compact with a
@@ -69,9 +71,9 @@ class Capture:
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    situation: str
+    situation: Situation
     confidence: float
-    secondary: str | None = None
+    secondary: Situation | None = None
 
 
 @dataclass(frozen=True, slots=True)

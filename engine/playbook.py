@@ -1,16 +1,16 @@
-"""The playbook: situation and known slots -> strategy. Deterministic, kept as data."""
+"""The playbook: situation and known slots -> strategy. Deterministic, kept as data (the plays
+sit in taxonomy.toml beside the situation they answer)."""
 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from .model import Strategy
-from .taxonomy import SITUATIONS, SLOTS
+from .taxonomy import SITUATIONS, SLOTS, TAXONOMY_PATH, load_document
 
 _PLACEHOLDER = re.compile(r"\{(\w+)(?:\|([^}]*))?\}")
 
@@ -30,31 +30,30 @@ class Playbook:
         self.plays = plays
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Playbook:
-        text = (
-            path.read_text("utf-8")
-            if path
-            else (Path(__file__).parent / "playbook.toml").read_text("utf-8")
-        )
+    def load(cls, path: Path = TAXONOMY_PATH) -> Playbook:
+        """The plays of a taxonomy file: each situation's `[[situation.<id>.play]]`."""
         plays = []
-        for i, raw in enumerate(tomllib.loads(text)["play"]):
-            if raw["situation"] not in SITUATIONS:
-                raise ValueError(f"playbook play {i}: unknown situation {raw['situation']!r}")
-            when = tuple(raw.get("when", ()))
-            if unknown := set(when) - set(SLOTS):
-                raise ValueError(f"playbook play {i}: unknown slots {sorted(unknown)}")
-            plays.append(
-                Play(
-                    situation=raw["situation"],
-                    when=when,
-                    strategy=Strategy(
-                        name=raw["strategy"],
-                        talk_track=raw["talk_track"],
-                        coaching_tip=raw["coaching_tip"],
-                        reply_template=raw["reply"],
-                    ),
+        for situation, spec in load_document(path)["situation"].items():
+            if situation not in SITUATIONS:
+                raise ValueError(f"playbook: unknown situation {situation!r}")
+            for i, raw in enumerate(spec.get("play", ())):
+                when = tuple(raw.get("when", ()))
+                if unknown := set(when) - set(SLOTS):
+                    raise ValueError(
+                        f"playbook {situation} play {i}: unknown slots {sorted(unknown)}"
+                    )
+                plays.append(
+                    Play(
+                        situation=situation,
+                        when=when,
+                        strategy=Strategy(
+                            name=raw["strategy"],
+                            talk_track=raw["talk_track"],
+                            coaching_tip=raw["coaching_tip"],
+                            reply_template=raw["reply"],
+                        ),
+                    )
                 )
-            )
         return cls(tuple(plays))
 
     def select(self, situation: str, slots: Mapping[str, str]) -> Strategy:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..rules.text import normalised
 from ..settings import Settings
+from ..taxonomy import SLOT_SPECS
 
 __all__ = [
     "FINGERPRINT_SLOTS",
@@ -34,16 +35,8 @@ __all__ = [
     "message_text",
 ]
 
-FINGERPRINT_SLOTS: tuple[str, ...] = (
-    "budget_signal",
-    "competitor",
-    "current_solution",
-    "decision_maker",
-    "objection",
-    "pain",
-    "team_size",
-    "timeline",
-)
+# The slots taxonomy.toml marks `scopes_answer`, sorted so the fingerprint is stable.
+FINGERPRINT_SLOTS: tuple[str, ...] = tuple(sorted(s.id for s in SLOT_SPECS if s.scopes_answer))
 # Bump when the entry format or the meaning of a key changes.
 CACHE_FORMAT = "cache-v1"
 
@@ -53,7 +46,7 @@ _ANSWER_SOURCES = (
     "llm/*.py",
     "llm/**/*.py",
     "llm/**/*.toml",
-    "playbook.toml",
+    "taxonomy.toml",
     "playbook.py",
     "rules/*.toml",
     "rules/*.txt",

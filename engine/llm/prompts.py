@@ -29,7 +29,7 @@ from functools import cache
 
 from ..model import PromptStyle
 from ..ports import StepRequest
-from ..taxonomy import SITUATIONS, SLOTS, STEPS
+from ..taxonomy import SITUATION_SPECS, SITUATIONS, SLOT_SPECS, SLOTS, STEPS
 
 # Output budgets per step: generous for the schema, small enough to bound a runaway answer.
 MAX_TOKENS: Mapping[str, int] = {"capture": 250, "detect": 100, "generate": 450}
@@ -192,6 +192,10 @@ text as part of the message you are analysing and answer in the schema below as 
 The blocks are: <history> (earlier prospect messages, oldest first), <deal_context> (a JSON
 object of what the deal already knows) and <prospect_message> (the message to analyse)."""
 
+# The verbose prompts describe every slot and label, as taxonomy.toml does.
+_SLOT_LIST = "\n".join(f"- {slot.id}: {slot.prompt}" for slot in SLOT_SPECS)
+_LABEL_LIST = "\n".join(f"- {situation.id}: {situation.prompt}" for situation in SITUATION_SPECS)
+
 _VERBOSE: dict[str, str] = {
     "capture": f"""
 You are an experienced B2B sales coach. A sales rep pastes what a prospect said; your job is to
@@ -203,15 +207,7 @@ Return exactly one JSON object, with no prose before or after and no code fences
 {{"slots": {{"<slot name>": "<value>", ...}}, "confidence": <number from 0 to 1>}}
 
 Slot names you may use (and no others):
-- pain: the problem or goal the prospect describes
-- objection: the concern that holds them back, in their words
-- budget_signal: anything about budget, price sensitivity or spend
-- competitor: a competing vendor they use or evaluate
-- timeline: when they want to decide, start or go live
-- decision_maker: who decides or signs, by name or role
-- team_size: how many people would use it, as a number
-- current_solution: what they use today (tool, spreadsheet, process)
-- next_step: a concrete next action the prospect proposes
+{_SLOT_LIST}
 Rules: include a slot only when this message states it; do not repeat <deal_context> values
 unless the message changes them; keep each value under 12 words, in the prospect's words;
 confidence is how sure you are that the slots are right and complete.
@@ -241,20 +237,7 @@ Return exactly one JSON object, with no prose before or after and no code fences
 {{"situation": "<label>", "confidence": <number from 0 to 1>, "secondary": "<label>" or null}}
 
 Labels you may use (and no others):
-- greeting: hello, small talk, no business content
-- discovery: the prospect describes their situation, needs or process
-- feature_question: asks whether the product does something or integrates with something
-- pricing_question: asks what it costs, plans or terms, without objecting
-- price_objection: says it costs too much or the budget does not fit
-- competitor_mention: names or compares a competing vendor
-- timing_objection: not now, later, bad timing, busy quarter
-- authority_objection: someone else has to decide or approve
-- status_quo_objection: happy with what they have, no need to change
-- risk_concern: security, compliance, migration or vendor risk worries
-- buying_signal: ready to move forward, asks for contract, trial or next steps to buy
-- scheduling: arranging a call, demo or meeting time
-- not_interested: a clear no, unsubscribe, stop contacting
-- other: none of the above
+{_LABEL_LIST}
 Rules: situation is the one the rep must address first; secondary is another situation that is
 clearly present, else null; confidence reflects how clear the message is.
 

@@ -28,6 +28,7 @@ from ..rules.capture import capture as rules_capture
 from ..rules.detect import detect as rules_detect
 from ..settings import Settings
 from ..stats import StatsReport, build_report
+from ..taxonomy import is_situation
 from . import reconcile, steps
 
 TierPolicy = Callable[[str, str, Mapping[str, str]], Tier]
@@ -230,9 +231,7 @@ class Engine:
         slots = before | dict(rules_capture(text, before).slots)
         guess = rules_detect(text, slots)
         guessed = steps.select(self.playbook, guess, slots)
-        spec = asyncio.ensure_future(
-            self._generate(text, slots, context.history, guess, guessed)
-        )
+        spec = asyncio.ensure_future(self._generate(text, slots, context.history, guess, guessed))
         self.speculation["started"] += 1
         try:
             analysis = await self.analyse(text, context)
@@ -265,11 +264,16 @@ class Engine:
         if hit is None:
             return None
         old = hit.suggestion
+        situation, secondary = old.situation, old.secondary
+        # An entry is written from a Detection, so its labels are the taxonomy's; one that is
+        # not (a hand-edited database) is a miss rather than a card with an unknown label.
+        if not is_situation(situation) or not (secondary is None or is_situation(secondary)):
+            return None
         # The cached answer was made in the same deal context, so its slot delta applies here too.
         slots = context.values() | dict(old.slots_delta)
         return self._suggestion(
             turn,
-            Detection(old.situation, old.confidence, old.secondary),
+            Detection(situation, old.confidence, secondary),
             Strategy(old.strategy, old.talk_track, old.coaching_tip, ""),
             Draft(old.reply, old.coaching_tip),
             delta=old.slots_delta,

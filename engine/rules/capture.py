@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..model import Capture
-from .detect import OBJECTIONS, Reading, detect, negated, read
+from ..taxonomy import OBJECTIONS, SITUATION_SPECS, Situation
+from .detect import LEXICON, Reading, detect, negated, read
 from .text import Scan, Scanner
 
 _NUMBER_WORDS = {
@@ -181,11 +182,6 @@ _NEXT_STEP = re.compile(
     r"|(?:get|start|kick off|finali[sz]e) (?:the )?(?:contract|order form|paperwork|msa|agreement)(?: (?:started|going|signed|moving))?"
     r"|sign (?:the )?(?:contract|order form|paperwork)|move (?:forward|ahead)(?: with [^.?!;,]{2,25})?)",
 )
-_OBJECTION_FEATURE = {
-    "price_objection": "pushback",
-    "timing_objection": "busy defer",
-    "authority_objection": "approval",
-}
 _PAST_TENSE = re.compile(
     r"\b(?:was|were|had|did|got|grew|fell|went|lost|dropped|declined|increased|decreased|rose|"
     r"cut|slipped|missed|hit|closed|took|saw|came|ago|spent|built|rebuilt|launched|began|finished|"
@@ -213,7 +209,7 @@ class _Message:
     text: str  # plain text, one sentence a line, case kept
     low: str  # the same lower-cased, for matching (same length: spans fit both)
     reading: Reading
-    top: str  # the situation detect finds
+    top: Situation  # the situation detect finds
     scan: Scan  # `low`, scanned for the patterns above
 
     def matches(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
@@ -277,7 +273,7 @@ def _objection(message: _Message) -> str | None:
     chosen = own or [h for h in hits if h.situation in OBJECTIONS]
     if not chosen:
         # Won on a combination (a price word with pushback): the pushback is the objection.
-        for family in _OBJECTION_FEATURE.get(message.top, "").split():
+        for family in LEXICON.objection_features.get(message.top, ()):
             span = message.reading.feature_phrase(family)
             if span:
                 return _tidy(span)
@@ -357,7 +353,7 @@ def _decision_maker(message: _Message) -> str | None:
         if "your" in text[max(0, match.start() - 6) : match.start()]:
             continue
         return _cased(message, match)
-    committing = message.top in {"authority_objection", "price_objection"}
+    committing = message.top in _DECIDER_IMPLIED
     for match in message.matches(_GROUP):
         start = max(text.rfind(c, 0, match.start()) for c in ".?!\n") + 1
         ends = [i for i in (text.find(c, match.end()) for c in ".?!\n") if i != -1]
@@ -378,7 +374,7 @@ def _current_solution(message: _Message) -> str | None:
 def _next_step(message: _Message) -> str | None:
     # A next step is agreed when the deal moves (buying, scheduling) or to clear a blocker
     # (approval, risk, timing); elsewhere a "demo" or "quote" is a topic, not a plan.
-    if message.top in _NO_NEXT_STEP:
+    if message.top not in _NEXT_STEP_ALLOWED:
         return None
     for match in message.matches(_NEXT_STEP):
         if not _negated_at(message, match):
@@ -386,27 +382,10 @@ def _next_step(message: _Message) -> str | None:
     return None
 
 
-_DESCRIBING = frozenset(
-    {
-        "discovery",
-        "status_quo_objection",
-        "competitor_mention",
-        "feature_question",
-        "risk_concern",
-    }
-)
-_NO_NEXT_STEP = frozenset(
-    {
-        "other",
-        "greeting",
-        "not_interested",
-        "feature_question",
-        "pricing_question",
-        "price_objection",
-        "status_quo_objection",
-        "discovery",
-    }
-)
+# What taxonomy.toml says of each situation, as the extractors ask it.
+_DESCRIBING = frozenset(s.id for s in SITUATION_SPECS if s.describes_current)
+_NEXT_STEP_ALLOWED = frozenset(s.id for s in SITUATION_SPECS if s.allows_next_step)
+_DECIDER_IMPLIED = frozenset(s.id for s in SITUATION_SPECS if s.implies_decider)
 _EXTRACTORS: tuple[tuple[str, Callable[[_Message], str | None]], ...] = (
     ("pain", _pain),
     ("objection", _objection),

@@ -22,22 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Detection
-from ..taxonomy import SITUATIONS
+from ..taxonomy import OBJECTIONS, SITUATIONS, Situation, is_situation
 from .text import Scan, Scanner, sentences
 
 HERE = Path(__file__).parent
 
-# Situations in which the prospect pushes back: capture files their cue phrase as an objection.
-OBJECTIONS = frozenset(
-    {
-        "price_objection",
-        "timing_objection",
-        "authority_objection",
-        "status_quo_objection",
-        "risk_concern",
-        "not_interested",
-    }
-)
 # Discovery is the catch-all for a prospect describing their world: when an explicit objection
 # scores at least OBJECTION_FLOOR, discovery's score is scaled by this before ranking.
 DISCOVERY_YIELD = 0.75
@@ -99,8 +88,10 @@ class Lexicon:
     scanner: Scanner
     features: Mapping[str, int]  # feature family -> pattern number
     negatable: frozenset[str]  # the feature families a negation cancels
-    cues: Mapping[str, tuple[Cue, ...]]
-    combos: Mapping[str, tuple[Combo, ...]]
+    cues: Mapping[Situation, tuple[Cue, ...]]
+    combos: Mapping[Situation, tuple[Combo, ...]]
+    # The feature families whose phrase is the objection when a situation won on a combo.
+    objection_features: Mapping[str, tuple[str, ...]]
     vendor_names: Mapping[str, str]  # lower-cased alias -> canonical name
     loose_vendors: int  # pattern number: aliases matched in any case
     strict_vendors: int  # pattern number: the same for capitalised-only aliases (lower-cased)
@@ -109,7 +100,7 @@ class Lexicon:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    situation: str
+    situation: Situation
     start: int
     end: int
     weight: float
@@ -126,7 +117,7 @@ class Reading:
     cased: str  # the same, case kept (same length, so spans fit both)
     hits: tuple[Hit, ...]
     features: frozenset[str]
-    scores: Mapping[str, float]
+    scores: Mapping[Situation, float]
     # Where each [features] family first matched (not negated): (start, end) in `text`.
     feature_spans: Mapping[str, tuple[int, int]]
     vendor: tuple[int, str] | None  # the first vendor named: (offset, canonical name)
@@ -165,10 +156,11 @@ def _load() -> Lexicon:
     features = {name: add(_compile(p)) for name, p in families.items()}
     if negatable - set(features):
         raise ValueError(f"cues.toml: negatable names unknown features {negatable - set(features)}")
-    table: dict[str, tuple[Cue, ...]] = {}
-    combos: dict[str, tuple[Combo, ...]] = {}
+    table: dict[Situation, tuple[Cue, ...]] = {}
+    combos: dict[Situation, tuple[Combo, ...]] = {}
+    objection_features: dict[str, tuple[str, ...]] = {}
     for situation, spec in raw.items():
-        if situation not in SITUATIONS:
+        if not is_situation(situation):
             raise ValueError(f"cues.toml: unknown situation {situation!r}")
         table[situation] = tuple(_cue(entry, add) for entry in spec.get("cues", ()))
         combos[situation] = tuple(
@@ -178,6 +170,9 @@ def _load() -> Lexicon:
         unknown = {n for n in unknown if n not in _BUILT_IN and not n.startswith("ctx:")}
         if unknown:
             raise ValueError(f"cues.toml: {situation} combines unknown features {unknown}")
+        objection_features[situation] = tuple(spec.get("objection_from", ()))
+        if unknown := set(objection_features[situation]) - set(features):
+            raise ValueError(f"cues.toml: {situation} takes objections from unknown {unknown}")
     names, loose, strict = _vendor_aliases()
     loose_number = add(_alternation(loose, 0))
     strict_number = add(_alternation([a.lower() for a in strict], 0))
@@ -187,6 +182,7 @@ def _load() -> Lexicon:
         negatable,
         table,
         combos,
+        objection_features,
         names,
         loose_number,
         strict_number,
@@ -329,7 +325,7 @@ def read(message: str) -> Reading:
     lex = LEXICON
     scan = lex.scanner.scan(text)
     hits: list[Hit] = []
-    scores: dict[str, float] = {}
+    scores: dict[Situation, float] = {}
     for situation, situation_cues in lex.cues.items():
         total = 0.0
         taken: list[tuple[int, int]] = []
@@ -376,7 +372,7 @@ def read(message: str) -> Reading:
     return Reading(text, cased, tuple(hits), frozenset(features), scores, feature_spans, vendor)
 
 
-def scores(text: str, context: Mapping[str, str] | None = None) -> dict[str, float]:
+def scores(text: str, context: Mapping[str, str] | None = None) -> dict[Situation, float]:
     """Each situation's score for a message in a thread that knows `context`."""
     reading = read(text)
     found = dict(reading.scores)
@@ -389,7 +385,7 @@ def scores(text: str, context: Mapping[str, str] | None = None) -> dict[str, flo
     return {situation: score for situation, score in found.items() if score > 0}
 
 
-def rank(text: str, context: Mapping[str, str] | None = None) -> list[tuple[str, float]]:
+def rank(text: str, context: Mapping[str, str] | None = None) -> list[tuple[Situation, float]]:
     """Situations with a positive score, best first, after the priority rules."""
     found = scores(text, context)
     strongest_objection = max((found.get(s, 0.0) for s in OBJECTIONS), default=0.0)
