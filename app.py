@@ -25,6 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from bot.logs import install_redaction
 from engine.codec import suggestion_to_dict
+from engine.data import GOLDEN, HARD_NEGATIVES, PARAPHRASES
 from engine.errors import EmptyMessage
 from engine.evaluation import GoldenError, Prediction, load_golden, score
 from engine.llm.factory import LLMStack, build_llm
@@ -37,7 +38,6 @@ from engine.taxonomy import SITUATION_TITLES, SLOT_TITLES
 from storage import SqliteStore
 
 log = logging.getLogger("sales_agent")
-GOLDEN = Path(__file__).parent / "tests" / "data" / "golden.jsonl"
 
 
 class UsageError(Exception):
@@ -401,22 +401,26 @@ def parser() -> argparse.ArgumentParser:
     guard = sub.add_parser(
         "guard", help="semantic cache: paraphrase hits and hard-negative false hits per threshold"
     )
-    guard.add_argument("--paraphrases", type=Path, default=GOLDEN.parent / "paraphrases.jsonl")
+    guard.add_argument("--paraphrases", type=Path, default=PARAPHRASES)
     guard.add_argument(
-        "--hard-negatives", type=Path, default=GOLDEN.parent / "hard_negatives.jsonl"
+        "--hard-negatives", type=Path, default=HARD_NEGATIVES
     )
     guard.add_argument("--json", action="store_true")
-    bench = sub.add_parser(
-        "bench", help="latency ladder against the fake LLM server (--overhead: engine cost)"
+    # The benchmark parses its own options (`sales-agent bench --help`), so that devtools is
+    # imported only when it runs.
+    sub.add_parser(
+        "bench",
+        add_help=False,
+        help="latency ladder against the fake LLM server (--overhead: engine cost)",
     )
-    from devtools.bench.cli import add_arguments as bench_arguments
-
-    bench_arguments(bench)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if rest and args.command != "bench":
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:
@@ -460,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "bench":
                 from devtools.bench.cli import main as bench_main
 
-                return bench_main(args, settings, sys.stdout)
+                return bench_main(rest, settings, sys.stdout)
     except UsageError as exc:
         print(f"sales-agent: error: {exc}", file=sys.stderr)
         return 2

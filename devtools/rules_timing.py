@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
+from engine.data import GOLDEN
 from engine.rules.capture import capture
 from engine.rules.detect import detect, read
-
-GOLDEN = Path(__file__).parent.parent / "tests" / "data" / "golden.jsonl"
 
 
 def main(passes: int = 5) -> None:

@@ -116,3 +116,31 @@ def test_overhead_smoke(tmp_path: Path) -> None:
     assert set(result["overhead_ms"]) == {"p50", "p95", "p99"}
     assert result["throughput_turns_per_s"] > 0
     assert [s["turns"] for s in result["rss_mb"]] == [0, 1000, 2000]
+
+
+@pytest.mark.timeout(120)
+def test_bench_without_matplotlib_says_so_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # As in an install without the `bench` extra: importing matplotlib fails.
+    script = (
+        "import sys; sys.modules['matplotlib'] = None; import app; "
+        "sys.exit(app.main(sys.argv[1:]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, "bench", "--rows", "baseline", "--turns", "6",
+         "--time-scale", "0", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=110, cwd=Path(app.__file__).parent,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SALES_AGENT_")},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "| baseline |" in out.stdout
+    assert json.loads((tmp_path / "out" / "ladder.json").read_text())["rows"][0]["turns"] == 6
+    said = [line for line in out.stderr.splitlines() if "extra" in line or "png" in line]
+    assert said == [
+        "bench: no plot: the PNG needs the bench extra (pip install 'sales-agent[bench]')"
+    ]
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "out" / "ladder.png").exists()

@@ -27,6 +27,7 @@ from engine.cache.fingerprint import answer_version, canonical_context, fingerpr
 from engine.cache.minilm import MiniLMEmbedder
 from engine.cache.openai_embedder import OpenAIEmbedder
 from engine.cache.response_cache import TwoTierCache
+from engine.data import DATA
 from engine.llm.offline import OfflineProvider
 from engine.model import SlotValue, Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
@@ -36,7 +37,6 @@ from storage import SqliteStore
 from storage.cache_store import SqliteCacheStore
 
 F32 = npt.NDArray[np.float32]
-DATA = Path(__file__).parent / "data"
 MINILM_THRESHOLD = DEFAULT_THRESHOLDS[MiniLMEmbedder.name]
 
 PRICE = "Honestly it's just too expensive for a team our size"

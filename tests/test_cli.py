@@ -146,3 +146,14 @@ def test_stats_after_turns(tmp_path: Path) -> None:
     report = json.loads(out.stdout)
     assert report["turns"] == 2
     assert report["latency"]["end_to_end"]["p50"] > 0
+
+
+def test_the_product_cli_does_not_import_devtools(tmp_path: Path) -> None:
+    script = (
+        "import sys, app; code = app.main(['prompts']); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'devtools'), file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0 and out.stderr.strip() == "[]", out.stderr

@@ -8,17 +8,15 @@ what the rules reach, so that a rule which only fits the golden set fails here.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine.data import DATA
 from engine.evaluation import Example, Prediction, load_golden, score
 from engine.pipeline.reconcile import triggers
 from engine.rules.capture import capture
 from engine.rules.detect import detect
-
-DATA = Path(__file__).parent / "data"
 
 
 def predict(example: Example) -> Prediction:

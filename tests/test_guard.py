@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from engine.cache.calibration import Pair, load_pairs
 from engine.cache.guard import disagreement, facts
+from engine.data import DATA
 
-DATA = Path(__file__).parent / "data"
 HARD = load_pairs(DATA / "hard_negatives.jsonl")
 PARAPHRASES = load_pairs(DATA / "paraphrases.jsonl")
 

@@ -177,13 +177,12 @@ def test_capture_knows_a_value_the_thread_holds_despite_articles() -> None:
 
 def test_scanner_finds_every_match_finditer_finds() -> None:
     import json
-    from pathlib import Path
 
+    from engine.data import GOLDEN
     from engine.rules import capture as capture_module
     from engine.rules.detect import LEXICON, read
 
-    golden = Path(__file__).parent / "data" / "golden.jsonl"
-    texts = [json.loads(line)["text"] for line in golden.read_text("utf-8").splitlines() if line]
+    texts = [json.loads(line)["text"] for line in GOLDEN.read_text("utf-8").splitlines() if line]
     for text in texts:
         low = read(text).text
         for scanner in (LEXICON.scanner, capture_module._SCANNER):
@@ -196,12 +195,11 @@ def test_scanner_finds_every_match_finditer_finds() -> None:
 def test_capture_and_detect_are_fast() -> None:
     import json
     import time
-    from pathlib import Path
 
+    from engine.data import GOLDEN
     from engine.rules.detect import read
 
-    golden = Path(__file__).parent / "data" / "golden.jsonl"
-    rows = [json.loads(line) for line in golden.read_text("utf-8").splitlines() if line]
+    rows = [json.loads(line) for line in GOLDEN.read_text("utf-8").splitlines() if line]
     start = time.process_time()
     for row in rows:
         read.cache_clear()

@@ -1,7 +1,8 @@
 """`sales-agent bench`: the optimisation ladder against the fake LLM server, or, with
 `--overhead`, the engine's own cost per turn, throughput and memory.
 
-Only argparse at import time: `sales-agent` builds this parser on every start.
+The product's command line imports this module only when `bench` is asked for, and hands it
+the arguments after `bench`: the benchmark's options live here, beside the code they drive.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -23,14 +25,21 @@ if TYPE_CHECKING:
 DEFAULT_OUT = Path("bench-out")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sales-agent bench",
+        description="The latency ladder against the fake LLM server, or (--overhead) the "
+        "engine's own cost per turn, throughput and memory.",
+    )
     p.add_argument(
         "--overhead",
         action="store_true",
         help="engine overhead, throughput and memory with zero-latency providers",
     )
-    p.add_argument("--turns", type=int, default=336, help="turns in the workload (>= 300)")
-    p.add_argument("--threads", type=int, default=56, help="threads in the workload (>= 50)")
+    p.add_argument("--turns", type=int, default=336, help="turns in the workload")
+    p.add_argument(
+        "--threads", type=int, help="threads in the workload (default: one per 6 turns, 56)"
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
         "--time-scale",
@@ -46,9 +55,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--memory-turns", type=int, default=10_000, help="--overhead: turns of the memory run"
     )
+    return p
 
 
-def main(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
+def main(argv: Sequence[str], settings: Settings, stdout: TextIO) -> int:
+    args = parser().parse_args(argv)
+    if args.threads is None:
+        args.threads = max(1, round(args.turns / 6))
+    args.command_line = "sales-agent bench " + " ".join(shlex.quote(a) for a in argv)
     if args.turns < 1 or args.threads < 1 or args.turns < args.threads:
         print("sales-agent: error: need --turns >= --threads >= 1", file=sys.stderr)
         return 2
@@ -126,13 +140,12 @@ def ladder(
                 f"p99 {m['p99']:7.0f} model ms  ({m['wall_s']:.1f} s)"
             )
     report.add_ratios(rows)
-    command = "sales-agent bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     doc = report.document(
         rows,
         workload=workload.summary(),
         time_scale=args.time_scale,
         in_flight=args.in_flight,
-        command=command.strip(),
+        command=args.command_line.strip(),
         goal=report.goal(rows),
     )
     latencies = {r.config.name: r.latencies() for r in results}
@@ -155,13 +168,19 @@ def ladder(
         )
     (out / "ladder.md").write_text(text, encoding="utf-8")
     if not args.no_plot and latencies:
-        png = report.plot(
-            latencies,
-            out / "ladder.png",
-            title="Sales Agent: end-to-end latency per turn, by configuration",
-            subtitle=heading,
-        )
-        _say(f"bench: plot {png}")
+        try:
+            png = report.plot(
+                latencies,
+                out / "ladder.png",
+                title="Sales Agent: end-to-end latency per turn, by configuration",
+                subtitle=heading,
+            )
+        except ModuleNotFoundError as exc:
+            if exc.name != "matplotlib":
+                raise
+            _say("bench: no plot: the PNG needs the bench extra (pip install 'sales-agent[bench]')")
+        else:
+            _say(f"bench: plot {png}")
     _say(f"bench: {time.perf_counter() - started:.0f} s; JSON {out / 'ladder.json'}")
     print(text, file=stdout)
     return 0 if results else 1

@@ -1,7 +1,7 @@
 """A seeded workload of sales threads for the benchmark, written like the golden set.
 
 Threads follow a deal's arc (greeting -> discovery -> questions -> objections -> close), each
-message drawn by situation from the golden and holdout sets (`tests/data/`). About a quarter
+message drawn by situation from the golden and holdout sets (`engine/data/`). About a quarter
 of the messages are repeats or rewordings *within the same deal context*, as reps meet them:
 
 * an **echo thread** opens like an earlier thread: its first 1-3 messages repeat the earlier
@@ -31,13 +31,13 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from engine.data import GOLDEN, HOLDOUT
 from engine.rules.capture import capture
 from engine.rules.detect import detect
 from engine.rules.text import normalised
 
-DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 # The golden set (the rules were tuned on it) and the holdout set (they were not).
-SOURCES = (DATA / "golden.jsonl", DATA / "holdout.jsonl")
+SOURCES = (GOLDEN, HOLDOUT)
 
 Kind = Literal["fresh", "repeat", "reworded"]
 

@@ -3,9 +3,9 @@
 Three labelled sets, all scored as the cache would score them (the first message cached, the
 second looked up, both in the same context):
 
-- paraphrases (tests/data/paraphrases.jsonl): the same intent and facts, reworded; a hit is
+- paraphrases (engine/data/paraphrases.jsonl): the same intent and facts, reworded; a hit is
   what we want;
-- hard negatives (tests/data/hard_negatives.jsonl): similar words, different meaning or facts;
+- hard negatives (engine/data/hard_negatives.jsonl): similar words, different meaning or facts;
   any hit, in either direction, is a false hit;
 - other pairs: the first message of one paraphrase pair against the second of another. Most
   are other intents, a few the same intent in other words; they show how often a threshold

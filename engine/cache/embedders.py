@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Cosine similarity from which a cached answer is a candidate for a reworded message (the
 # false-hit guard still has to agree). OpenAI's is the design's value; MiniLM's was chosen from
-# the curve `sales-agent guard` prints over tests/data/paraphrases.jsonl and hard_negatives.jsonl.
+# the curve `sales-agent guard` prints over engine/data/paraphrases.jsonl and hard_negatives.jsonl.
 DEFAULT_THRESHOLDS = {
     "text-embedding-3-small": 0.92,
     "text-embedding-3-large": 0.92,
