@@ -6,6 +6,7 @@ from typing import get_args
 
 import pytest
 
+from engine.data import DATA
 from engine.evaluation import load_golden
 from engine.llm.prompts import build
 from engine.playbook import default_playbook
@@ -24,7 +25,6 @@ from engine.taxonomy import (
     load_specs,
 )
 
-DATA = Path(__file__).parent / "data"
 # Enough examples per situation that its accuracy on the set means something.
 MIN_GOLDEN, MIN_HOLDOUT = 10, 5
 
