@@ -41,6 +41,9 @@ class StepRequest:
     # Set for generate only.
     detection: Detection | None = None
     strategy: Strategy | None = None
+    # When the answer is due, on the time.perf_counter() clock: the turn's one budget, shared
+    # by its steps. None: the provider's own per-call budget applies.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,8 @@ class Settings:
     router: RouterMode = "hedge"
     tiering: bool = True
     prompt_style: PromptStyle = "compact"
-    step_budget_s: float = 8.0
+    # One time budget per turn, shared by its steps (capture ∥ detect, reconcile, generate).
+    turn_budget_s: float = 8.0
 
     # Response cache
     cache: bool = True
@@ -108,7 +109,7 @@ class Settings:
             router=r.choice("SALES_AGENT_ROUTER", "hedge", RouterMode),
             tiering=r.flag("SALES_AGENT_TIERING", True),
             prompt_style=r.choice("SALES_AGENT_PROMPTS", "compact", PromptStyle),
-            step_budget_s=r.number("SALES_AGENT_STEP_BUDGET_S", 8.0, minimum=0.1),
+            turn_budget_s=r.number("SALES_AGENT_TURN_BUDGET_S", 8.0, minimum=0.1),
             cache=r.flag("SALES_AGENT_CACHE", True),
             cache_ttl_s=r.number("SALES_AGENT_CACHE_TTL_S", 3600.0, minimum=0.0),
             cache_size=r.integer("SALES_AGENT_CACHE_SIZE", 1000, minimum=1),

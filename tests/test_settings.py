@@ -21,7 +21,7 @@ def test_secrets_never_show_in_reprs() -> None:
     ("env", "named"),
     [
         ({"SALES_AGENT_LOG_LEVEL": "chatty"}, "SALES_AGENT_LOG_LEVEL"),
-        ({"SALES_AGENT_STEP_BUDGET_S": "nan"}, "SALES_AGENT_STEP_BUDGET_S"),
+        ({"SALES_AGENT_TURN_BUDGET_S": "nan"}, "SALES_AGENT_TURN_BUDGET_S"),
         ({"SALES_AGENT_CACHE_SIZE": "lots"}, "SALES_AGENT_CACHE_SIZE"),
         ({"SALES_AGENT_SEMANTIC_THRESHOLD": "1.5"}, "SALES_AGENT_SEMANTIC_THRESHOLD"),
         ({"SALES_AGENT_ROUTER": "fastest"}, "SALES_AGENT_ROUTER"),

@@ -119,7 +119,7 @@ async def build_llm(
     kind: PoolKind = ("h1" if pool else "fresh") if isinstance(pool, bool) else pool
     pools: list[Pool] = []
     routes: dict[str, list[SDKProvider]] = {"fast": [], "powerful": []}
-    budget = settings.step_budget_s
+    budget = settings.turn_budget_s
 
     def add(provider_of: Any, fast: str, powerful: str) -> None:
         made: dict[str, SDKProvider] = {}

@@ -200,6 +200,8 @@ class Router:
     ) -> StepResult | None:
         cfg = self.config
         deadline = started + cfg.budget_s
+        if request.deadline is not None:
+            deadline = min(deadline, request.deadline)
         ready, deferred, probes = self._chain(request, started)
         if not ready and not probes and not deferred:
             self.counts["all_circuits_open"] += 1

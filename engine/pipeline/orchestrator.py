@@ -92,7 +92,9 @@ class Engine:
                 await self.cache.store(text, context, suggestion)
             return suggestion
 
-    async def analyse(self, text: str, context: ThreadContext) -> Analysis:
+    async def analyse(
+        self, text: str, context: ThreadContext, deadline: float | None = None
+    ) -> Analysis:
         before = context.values()
         tier = self.tiering
         style = self.settings.prompt_style
@@ -101,20 +103,24 @@ class Engine:
         t0 = time.perf_counter()
         if self.settings.pipeline == "sequential":
             captured, cap_result = await steps.capture(
-                self.llm, text, before, history, tier("capture", text, before), style
+                self.llm, text, before, history, tier("capture", text, before), style, deadline
             )
             step_ms["capture"] = _ms(t0)
             merged = before | dict(captured.slots)
             t1 = time.perf_counter()
             detection, det_result = await steps.detect(
-                self.llm, text, merged, history, tier("detect", text, merged), style
+                self.llm, text, merged, history, tier("detect", text, merged), style, deadline
             )
             step_ms["detect"] = _ms(t1)
             return Analysis(captured, detection, merged, (), (cap_result, det_result), step_ms)
 
         (captured, cap_result), (detection, det_result) = await asyncio.gather(
-            steps.capture(self.llm, text, before, history, tier("capture", text, before), style),
-            steps.detect(self.llm, text, before, history, tier("detect", text, before), style),
+            steps.capture(
+                self.llm, text, before, history, tier("capture", text, before), style, deadline
+            ),
+            steps.detect(
+                self.llm, text, before, history, tier("detect", text, before), style, deadline
+            ),
         )
         step_ms["capture"] = cap_result.call.ms
         step_ms["detect"] = det_result.call.ms
@@ -130,7 +136,7 @@ class Engine:
         if fired:
             t1 = time.perf_counter()
             detection, again = await steps.detect(
-                self.llm, text, merged, history, tier("detect", text, merged), style
+                self.llm, text, merged, history, tier("detect", text, merged), style, deadline
             )
             step_ms["reconcile"] = _ms(t1)
             results += (again,)
@@ -174,13 +180,17 @@ class Engine:
         started: float,
         notes: tuple[str, ...],
     ) -> Suggestion:
+        # One budget for the whole turn, shared by its steps; past it the offline tier answers.
+        deadline = started + self.settings.turn_budget_s
         if self.settings.speculative:
-            analysis, strategy, draft, gen_result, gen_ms = await self._speculate(text, context)
+            analysis, strategy, draft, gen_result, gen_ms = await self._speculate(
+                text, context, deadline
+            )
         else:
-            analysis = await self.analyse(text, context)
+            analysis = await self.analyse(text, context, deadline)
             strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
             draft, gen_result, gen_ms = await self._generate(
-                text, analysis.merged, context.history, analysis.detection, strategy
+                text, analysis.merged, context.history, analysis.detection, strategy, deadline
             )
         step_ms = dict(analysis.step_ms) | {"generate": gen_ms}
         calls = (*(r.call for r in analysis.results), gen_result.call)
@@ -208,6 +218,7 @@ class Engine:
         history: tuple[str, ...],
         detection: Detection,
         strategy: Strategy,
+        deadline: float,
     ) -> tuple[Draft, StepResult, float]:
         t0 = time.perf_counter()
         draft, result = await steps.generate(
@@ -219,11 +230,12 @@ class Engine:
             strategy,
             self.tiering("generate", text, slots),
             self.settings.prompt_style,
+            deadline,
         )
         return draft, result, _ms(t0)
 
     async def _speculate(
-        self, text: str, context: ThreadContext
+        self, text: str, context: ThreadContext, deadline: float
     ) -> tuple[Analysis, Strategy, Draft, StepResult, float]:
         """Generate on the offline tier's guess while capture and detect run; keep that draft
         when the LLM's analysis selects the same strategy, else cancel it and generate again."""
@@ -231,10 +243,12 @@ class Engine:
         slots = before | dict(rules_capture(text, before).slots)
         guess = rules_detect(text, slots)
         guessed = steps.select(self.playbook, guess, slots)
-        spec = asyncio.ensure_future(self._generate(text, slots, context.history, guess, guessed))
+        spec = asyncio.ensure_future(
+            self._generate(text, slots, context.history, guess, guessed, deadline)
+        )
         self.speculation["started"] += 1
         try:
-            analysis = await self.analyse(text, context)
+            analysis = await self.analyse(text, context, deadline)
             strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
         except BaseException:
             _abandon(spec)
@@ -246,7 +260,7 @@ class Engine:
         self.speculation["wasted"] += 1
         _abandon(spec)
         draft, result, ms = await self._generate(
-            text, analysis.merged, context.history, analysis.detection, strategy
+            text, analysis.merged, context.history, analysis.detection, strategy, deadline
         )
         return analysis, strategy, draft, result, ms
 

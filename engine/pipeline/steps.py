@@ -1,4 +1,8 @@
-"""The four steps. Each asks the provider for one typed value; select asks the playbook."""
+"""The four steps. Each asks the provider for one typed value; select asks the playbook.
+
+Every request carries the turn's deadline, so three steps in a row share one budget instead of
+taking one each.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from ..errors import InvalidOutput
 from ..model import Capture, Detection, Draft, PromptStyle, Strategy, Tier
 from ..playbook import Playbook
 from ..ports import Provider, StepRequest, StepResult
+from ..rules.capture import capture as rules_capture
 
 
 async def capture(
@@ -18,16 +23,20 @@ async def capture(
     history: tuple[str, ...],
     tier: Tier,
     style: PromptStyle,
+    deadline: float | None = None,
 ) -> tuple[Capture, StepResult]:
     result = await llm.complete(
-        StepRequest("capture", text, context, history, tier=tier, style=style)
+        StepRequest("capture", text, context, history, tier=tier, style=style, deadline=deadline)
     )
     value = _expect(result, Capture)
+    slots = dict(value.slots)
+    if not result.call.fallback:
+        # What the rules found in this message stays unless the model says otherwise: a model
+        # that misses a slot must not erase it (the rules cost microseconds).
+        slots = dict(rules_capture(text, context).slots) | slots
     # Providers may repeat what the thread already knows; only changes count as news.
     delta = {
-        name: v
-        for name, v in value.slots.items()
-        if context.get(name, "").casefold() != v.casefold()
+        name: v for name, v in slots.items() if context.get(name, "").casefold() != v.casefold()
     }
     return Capture(delta, value.confidence), result
 
@@ -39,9 +48,10 @@ async def detect(
     history: tuple[str, ...],
     tier: Tier,
     style: PromptStyle,
+    deadline: float | None = None,
 ) -> tuple[Detection, StepResult]:
     result = await llm.complete(
-        StepRequest("detect", text, context, history, tier=tier, style=style)
+        StepRequest("detect", text, context, history, tier=tier, style=style, deadline=deadline)
     )
     return _expect(result, Detection), result
 
@@ -59,6 +69,7 @@ async def generate(
     strategy: Strategy,
     tier: Tier,
     style: PromptStyle,
+    deadline: float | None = None,
 ) -> tuple[Draft, StepResult]:
     request = StepRequest(
         "generate",
@@ -69,6 +80,7 @@ async def generate(
         style=style,
         detection=detection,
         strategy=strategy,
+        deadline=deadline,
     )
     result = await llm.complete(request)
     return _expect(result, Draft), result
