@@ -35,7 +35,7 @@ from engine.playbook import default_playbook
 from engine.ports import StatsSource
 from engine.settings import Settings, SettingsError
 from engine.taxonomy import SITUATION_TITLES, SLOT_TITLES
-from storage import SqliteStore
+from storage import Store, open_store
 
 log = logging.getLogger("sales_agent")
 
@@ -48,25 +48,26 @@ class UsageError(Exception):
 class Runtime:
     settings: Settings
     engine: Engine
-    store: SqliteStore
+    store: Store
 
 
 @contextlib.asynccontextmanager
 async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Runtime]:
     """The engine and its adapters; `warm` readies the embedder for commands that coach."""
     from engine.cache import open_cache
-    from storage.cache_store import SqliteCacheStore
 
-    store = await SqliteStore.open(settings.db_path, history_window=settings.history_window)
+    store = await open_store(
+        settings.database_url or settings.db_path, history_window=settings.history_window
+    )
     cache = None
     llm: LLMStack | None = None
     try:
         # The LLM providers behind the router (or the offline tier when no key is set).
         llm = await build_llm(settings, calls=store, warm_up=warm)
-        # The response cache: exact + semantic tiers, kept in the same SQLite file.
+        # The response cache: exact + semantic tiers, kept in the same database.
         cache = await open_cache(
             settings,
-            persistence=SqliteCacheStore(store),
+            persistence=store.cache_rows(),
             suggestion_of=store.suggestion,
             providers=llm.names,
         )
@@ -353,7 +354,6 @@ async def run_slack(settings: Settings) -> int:
 
     from bot.app import SlackBot
     from bot.turns import BotConfig
-    from storage.inbox_store import SqliteInboxStore
 
     assert settings.slack_bot_token and settings.slack_app_token
     stop = asyncio.Event()
@@ -364,7 +364,7 @@ async def run_slack(settings: Settings) -> int:
     async with runtime(settings, warm=True) as rt:
         bot = SlackBot(
             engine=rt.engine,
-            inbox_store=SqliteInboxStore(rt.store),
+            inbox_store=rt.store.inbox(),
             bot_token=settings.slack_bot_token,
             app_token=settings.slack_app_token,
             api_url=settings.slack_api_url,
@@ -437,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.openai_api_key,
             settings.slack_bot_token,
             settings.slack_app_token,
+            settings.database_url,
             *(e.api_key for e in settings.endpoints),
         ]
     )

@@ -31,3 +31,11 @@ class InvalidOutput(ProviderError):
         # A truncated answer (cut at max_tokens or mid-stream) is its own kind: the cure is a
         # bigger budget or a shorter answer, not a different model.
         super().__init__("truncated" if truncated else "invalid_output", message)
+
+
+class StoreUnavailable(EngineError):
+    """The database stayed busy, locked or unreachable for longer than the store waits.
+
+    Raised by storage adapters after their bounded backoff, so callers can fail the operation
+    visibly (and keep what they computed) instead of crashing on a driver's own error.
+    """

@@ -32,6 +32,9 @@ class InboxItem:
     reply_ts: str | None = None
     suggestion_id: str | None = None
     error: str | None = None
+    # The worker running the turn and until when (epoch seconds) it holds the row.
+    lease_owner: str | None = None
+    lease_until: float | None = None
 
     @property
     def key(self) -> ThreadKey:
@@ -43,7 +46,7 @@ class InboxItem:
 
 
 class InboxStore(Protocol):
-    """Where inbox rows live (SQLite in production: `storage.inbox_store.SqliteInboxStore`)."""
+    """Where inbox rows live: `storage.inbox_store` (SQLite) or `storage.postgres_inbox`."""
 
     async def add(self, item: InboxItem) -> bool:
         """Insert a pending row; False when a row with this id already exists."""
@@ -51,6 +54,20 @@ class InboxStore(Protocol):
 
     async def start_attempt(self, item_id: str) -> int:
         """Count one more attempt at the turn; returns the number of attempts so far."""
+        ...
+
+    async def claim(self, item_id: str, owner: str, lease_s: float) -> InboxItem | None:
+        """Lease a pending row to `owner` for `lease_s` seconds: it is free, its lease ran out,
+        or `owner` holds it already. The claimed row, or None when another worker holds it (or
+        it is finished): exactly one live worker runs a message's turn."""
+        ...
+
+    async def renew(self, item_id: str, owner: str, lease_s: float) -> bool:
+        """Extend `owner`'s lease from now; False when the lease was lost (taken over)."""
+        ...
+
+    async def release(self, item_id: str, owner: str) -> None:
+        """Give the row back unfinished (shutdown), so another worker may take it at once."""
         ...
 
     async def set_reply(self, item_id: str, reply_ts: str) -> None: ...

@@ -42,6 +42,8 @@ class Endpoint:
 @dataclass(frozen=True, slots=True)
 class Settings:
     db_path: Path = Path("sales-agent.db")
+    # postgresql://user:password@host/db: every store in Postgres (shared by instances).
+    database_url: Secret | None = None
     max_message_chars: int = 4000
     history_window: int = 6
     pipeline: PipelineMode = "parallel"
@@ -91,6 +93,7 @@ class Settings:
         r = _Reader(env)
         return cls(
             db_path=Path(r.text("SALES_AGENT_DB", "sales-agent.db")),
+            database_url=_database_url(r.secret("DATABASE_URL")),
             max_message_chars=r.integer("SALES_AGENT_MAX_CHARS", 4000, minimum=200),
             history_window=r.integer("SALES_AGENT_HISTORY", 6, minimum=0),
             pipeline=r.choice("SALES_AGENT_PIPELINE", "parallel", PipelineMode),
@@ -124,6 +127,13 @@ class Settings:
             http_port=r.optional_int("SALES_AGENT_HTTP_PORT"),
             log_level=r.choice("SALES_AGENT_LOG_LEVEL", "INFO", LogLevel, upper=True),
         )
+
+
+def _database_url(url: Secret | None) -> Secret | None:
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        # Never echo the value: it usually carries a password.
+        raise SettingsError("DATABASE_URL must be a postgresql:// URL")
+    return url
 
 
 class _Reader:

@@ -1,5 +1,5 @@
-"""The Slack inbox in SQLite (table `inbox`, migrations v4 and v5), an adapter for the bot's
-`engine.inbox.InboxStore` port.
+"""The Slack inbox in SQLite (table `inbox`, migrations v4, v5 and v7), an adapter for the
+bot's `engine.inbox.InboxStore` port.
 
 It shares `SqliteStore`'s connection and single worker thread, so inbox writes are serialised
 with the engine's turn commits and nothing blocks the event loop.
@@ -17,9 +17,9 @@ from engine.model import Suggestion
 
 from .sqlite import SqliteStore
 
-_COLUMNS = (
-    "id, team, channel, thread_ts, ts, user, text, payload, state, attempts, received_at, "
-    "reply_ts, suggestion_id, error"
+COLUMNS = (
+    'id, team, channel, thread_ts, ts, "user", text, payload, state, attempts, received_at, '
+    "reply_ts, suggestion_id, error, lease_owner, lease_until"
 )
 
 
@@ -32,7 +32,7 @@ class SqliteInboxStore:
             db = self.store.db
             with db.conn:
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO inbox(id, team, channel, thread_ts, ts, user, text, "
+                    'INSERT OR IGNORE INTO inbox(id, team, channel, thread_ts, ts, "user", text, '
                     "payload, state, attempts, received_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
                     [
@@ -61,6 +61,49 @@ class SqliteInboxStore:
 
         return await self.store._run(start)
 
+    async def claim(self, item_id: str, owner: str, lease_s: float) -> InboxItem | None:
+        def claim() -> InboxItem | None:
+            db = self.store.db
+            now = time.time()
+            with db.conn:
+                cursor = db.execute(
+                    "UPDATE inbox SET lease_owner = ?, lease_until = ? WHERE id = ? "
+                    "AND state = 'pending' AND (lease_owner IS NULL OR lease_owner = ? "
+                    "OR lease_until IS NULL OR lease_until < ?)",
+                    [owner, now + lease_s, item_id, owner, now],
+                )
+            if not cursor.rowcount:
+                return None
+            row = db.execute(f"SELECT {COLUMNS} FROM inbox WHERE id = ?", [item_id]).fetchone()
+            return item_from_row(row) if row else None
+
+        return await self.store._run(claim)
+
+    async def renew(self, item_id: str, owner: str, lease_s: float) -> bool:
+        def renew() -> bool:
+            db = self.store.db
+            with db.conn:
+                cursor = db.execute(
+                    "UPDATE inbox SET lease_until = ? WHERE id = ? AND lease_owner = ? "
+                    "AND state = 'pending'",
+                    [time.time() + lease_s, item_id, owner],
+                )
+            return cursor.rowcount > 0
+
+        return await self.store._run(renew)
+
+    async def release(self, item_id: str, owner: str) -> None:
+        def release() -> None:
+            db = self.store.db
+            with db.conn:
+                db.execute(
+                    "UPDATE inbox SET lease_owner = NULL, lease_until = NULL "
+                    "WHERE id = ? AND lease_owner = ?",
+                    [item_id, owner],
+                )
+
+        await self.store._run(release)
+
     async def set_reply(self, item_id: str, reply_ts: str) -> None:
         await self._update(item_id, reply_ts=reply_ts)
 
@@ -88,20 +131,19 @@ class SqliteInboxStore:
     async def get(self, item_id: str) -> InboxItem | None:
         def read() -> InboxItem | None:
             row = self.store.db.execute(
-                f"SELECT {_COLUMNS} FROM inbox WHERE id = ?", [item_id]
+                f"SELECT {COLUMNS} FROM inbox WHERE id = ?", [item_id]
             ).fetchone()
-            return _item(row) if row else None
+            return item_from_row(row) if row else None
 
         return await self.store._run(read)
 
     async def unfinished(self, limit: int = 500) -> Sequence[InboxItem]:
         def read() -> list[InboxItem]:
             rows = self.store.db.execute(
-                f"SELECT {_COLUMNS} FROM inbox WHERE state = 'pending' "
-                "ORDER BY received_at LIMIT ?",
+                f"SELECT {COLUMNS} FROM inbox WHERE state = 'pending' ORDER BY received_at LIMIT ?",
                 [limit],
             ).fetchall()
-            return [_item(row) for row in rows]
+            return [item_from_row(row) for row in rows]
 
         return await self.store._run(read)
 
@@ -158,14 +200,12 @@ class SqliteInboxStore:
             db = self.store.db
             columns = ", ".join(f"{name} = ?" for name in changes)
             with db.conn:
-                db.execute(
-                    f"UPDATE inbox SET {columns} WHERE id = ?", [*changes.values(), item_id]
-                )
+                db.execute(f"UPDATE inbox SET {columns} WHERE id = ?", [*changes.values(), item_id])
 
         await self.store._run(update)
 
 
-def _item(row: Sequence[Any]) -> InboxItem:
+def item_from_row(row: Sequence[Any]) -> InboxItem:
     (
         item_id,
         team,
@@ -181,6 +221,8 @@ def _item(row: Sequence[Any]) -> InboxItem:
         reply_ts,
         suggestion_id,
         error,
+        lease_owner,
+        lease_until,
     ) = row
     return InboxItem(
         id=item_id,
@@ -197,4 +239,6 @@ def _item(row: Sequence[Any]) -> InboxItem:
         reply_ts=reply_ts or None,
         suggestion_id=suggestion_id or None,
         error=error or None,
+        lease_owner=lease_owner or None,
+        lease_until=float(lease_until) if lease_until is not None else None,
     )

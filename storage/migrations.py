@@ -11,14 +11,14 @@ from sqlite_utils import Database
 
 
 def _v1_threads(db: Database) -> None:
-    db["threads"].create(
+    db.table("threads").create(
         {"key": str, "turns": int, "last_situation": str, "updated_at": float}, pk="key"
     )
-    db["slots"].create(
+    db.table("slots").create(
         {"thread_key": str, "name": str, "value": str, "message_id": str, "set_at": float},
         pk=("thread_key", "name"),
     )
-    db["messages"].create(
+    db.table("messages").create(
         {
             "id": str,
             "thread_key": str,
@@ -29,8 +29,8 @@ def _v1_threads(db: Database) -> None:
         },
         pk="id",
     )
-    db["messages"].create_index(["thread_key", "created_at"])
-    db["suggestions"].create(
+    db.table("messages").create_index(["thread_key", "created_at"])
+    db.table("suggestions").create(
         {
             "id": str,
             "thread_key": str,
@@ -45,13 +45,13 @@ def _v1_threads(db: Database) -> None:
         },
         pk="id",
     )
-    db["suggestions"].create_index(["created_at"])
-    db["suggestions"].create_index(["message_id"])
-    db["counters"].create({"name": str, "value": int}, pk="name")
+    db.table("suggestions").create_index(["created_at"])
+    db.table("suggestions").create_index(["message_id"])
+    db.table("counters").create({"name": str, "value": int}, pk="name")
 
 
 def _v2_llm_calls(db: Database) -> None:
-    db["llm_calls"].create(
+    db.table("llm_calls").create(
         {
             "id": int,
             "at": float,
@@ -69,11 +69,11 @@ def _v2_llm_calls(db: Database) -> None:
         },
         pk="id",
     )
-    db["llm_calls"].create_index(["at"])
+    db.table("llm_calls").create_index(["at"])
 
 
 def _v3_cache_entries(db: Database) -> None:
-    db["cache_entries"].create(
+    db.table("cache_entries").create(
         {
             "key": str,  # exact-tier key: sha256 of normalised text, fingerprint, versions
             "fingerprint": str,  # the context fingerprint that scopes semantic matches
@@ -89,12 +89,12 @@ def _v3_cache_entries(db: Database) -> None:
         },
         pk="key",
     )
-    db["cache_entries"].create_index(["suggestion_id"])
-    db["cache_entries"].create_index(["used_at"])
+    db.table("cache_entries").create_index(["suggestion_id"])
+    db.table("cache_entries").create_index(["used_at"])
 
 
 def _v4_inbox(db: Database) -> None:
-    db["inbox"].create(
+    db.table("inbox").create(
         {
             "id": str,  # Slack's event_id (or team:channel:ts): redeliveries collide here
             "team": str,
@@ -114,17 +114,24 @@ def _v4_inbox(db: Database) -> None:
         },
         pk="id",
     )
-    db["inbox"].create_index(["state", "received_at"])
+    db.table("inbox").create_index(["state", "received_at"])
 
 
 def _v5_inbox_threads(db: Database) -> None:
     # The bot answers later messages in threads it has answered: one lookup per thread message.
-    db["inbox"].create_index(["team", "channel", "thread_ts"])
+    db.table("inbox").create_index(["team", "channel", "thread_ts"])
 
 
 def _v6_thread_reset(db: Database) -> None:
     # Reset context clears the slots and hides earlier messages from the model's history.
-    db["threads"].add_column("reset_at", float)
+    db.table("threads").add_column("reset_at", float)
+
+
+def _v7_inbox_leases(db: Database) -> None:
+    # A worker claims a pending row for `lease_until` (epoch seconds) and renews it while the
+    # turn runs; a row whose lease ran out is taken over by another worker.
+    db.table("inbox").add_column("lease_owner", str)
+    db.table("inbox").add_column("lease_until", float)
 
 
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
@@ -134,6 +141,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v4_inbox,
     _v5_inbox_threads,
     _v6_thread_reset,
+    _v7_inbox_leases,
 )
 
 

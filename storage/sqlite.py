@@ -1,7 +1,12 @@
 """The SQLite store: thread context, messages, suggestions, counters and the LLM call log.
 
 All database work runs on one dedicated thread with one connection, so the event loop never
-blocks on disk and writes are serialised without lock contention.
+blocks on disk and writes are serialised without lock contention. Another process holding the
+write lock (a `sqlite3` shell, a backup) makes an operation wait: SQLite's busy timeout, then
+`storage.retry.Backoff` up to `wait_s`, then `engine.errors.StoreUnavailable`.
+
+SQLite is the one-process backend: `thread_lock` orders a thread's turns inside this process
+only. Several instances share a Postgres database (`storage.postgres`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlite_utils import Database
 
@@ -23,24 +28,45 @@ from engine.codec import suggestion_from_dict, suggestion_to_dict
 from engine.model import SlotValue, Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.ports import CallRecord, TurnRecord
 
+from .locks import LocalThreadLocks
 from .migrations import migrate
+from .retry import Backoff
+
+if TYPE_CHECKING:
+    from .cache_store import SqliteCacheStore
+    from .inbox_store import SqliteInboxStore
 
 T = TypeVar("T")
 
 
 class SqliteStore:
-    def __init__(self, path: Path | str, *, history_window: int = 6) -> None:
+    def __init__(self, path: Path | str, *, history_window: int = 6, wait_s: float = 30.0) -> None:
         self.path = Path(path)
         self.history_window = history_window
+        self.wait_s = wait_s
+        self._backoff = Backoff(_transient, wait_s=wait_s)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
         self._db: Database | None = None
         self._checkpointer: _Checkpointer | None = None
+        self.thread_locks = LocalThreadLocks()
 
     @classmethod
-    async def open(cls, path: Path | str, *, history_window: int = 6) -> SqliteStore:
-        store = cls(path, history_window=history_window)
+    async def open(
+        cls, path: Path | str, *, history_window: int = 6, wait_s: float = 30.0
+    ) -> SqliteStore:
+        store = cls(path, history_window=history_window, wait_s=wait_s)
         await store._run(store._connect)
         return store
+
+    def cache_rows(self) -> SqliteCacheStore:
+        from .cache_store import SqliteCacheStore
+
+        return SqliteCacheStore(self)
+
+    def inbox(self) -> SqliteInboxStore:
+        from .inbox_store import SqliteInboxStore
+
+        return SqliteInboxStore(self)
 
     async def close(self) -> None:
         if self._checkpointer is not None:
@@ -202,7 +228,8 @@ class SqliteStore:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA busy_timeout = 5000")
+        # SQLite waits this long for another process's write lock; `_run` then backs off.
+        conn.execute(f"PRAGMA busy_timeout = {int(min(5.0, self.wait_s) * 1000)}")
         # WAL checkpoints run on their own thread (below), not inside a turn's commit: an
         # automatic one every ~1,000 pages cost that commit ~1.5 ms, the engine's p99. That
         # thread cannot finish a checkpoint while writes keep coming, and only a finished one
@@ -253,9 +280,11 @@ class SqliteStore:
             # slots were merged the first time, and later turns may have changed them since.
             if new_message:
                 self._merge(k, turn, suggestion, now)
+            # OR IGNORE: a commit tried again after it reached the file keeps one suggestion.
             self.db.execute(
-                "INSERT INTO suggestions(id, thread_key, message_id, created_at, situation, cache, "
-                "latency_ms, reconciled, feedback, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                "INSERT OR IGNORE INTO suggestions(id, thread_key, message_id, created_at, "
+                "situation, cache, latency_ms, reconciled, feedback, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
                 [
                     suggestion.id,
                     k,
@@ -287,7 +316,21 @@ class SqliteStore:
         )
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        loop = asyncio.get_running_loop()
+
+        async def attempt() -> T:
+            return await loop.run_in_executor(self._executor, fn, *args)
+
+        # The wait happens on the event loop, between tries, never on the worker thread.
+        return await self._backoff.run(getattr(fn, "__name__", "a query"), attempt)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Another connection holds the lock: worth waiting for. Anything else is raised."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
 
 
 class _Checkpointer:

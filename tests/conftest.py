@@ -5,16 +5,20 @@ import os
 # As app.py does, before numpy loads: one BLAS thread for small embeddings.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from devtools.pgserver import PostgresServer, ServerUnavailable
 from engine.llm.offline import OfflineProvider
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.settings import Settings
-from storage import SqliteStore
+from storage import SqliteStore, Store, open_store
 
 
 @pytest.fixture
@@ -38,3 +42,46 @@ def engine(store: SqliteStore, settings: Settings) -> Engine:
         playbook=default_playbook(),
         calls=store,
     )
+
+
+# Both backends -------------------------------------------------------------------------------
+# Store-level tests take `backend` and run once on SQLite and once on a real PostgreSQL server,
+# started for the session (devtools.pgserver). No server is a failure that says why, not a skip.
+
+
+@dataclass
+class Backend:
+    name: str
+    target: str | Path  # a SQLite path or a postgresql:// URL; opening it twice shares it
+
+    async def open(self, **options: Any) -> Store:
+        return await open_store(self.target, **options)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    try:
+        server_cm = PostgresServer.start()
+        server = server_cm.__enter__()
+    except ServerUnavailable as exc:
+        pytest.fail(f"the Postgres store tests need a PostgreSQL server: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server_cm.__exit__(None, None, None)
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> str:
+    """A fresh empty database on the session's server."""
+    return pg_server.create_database(f"t{next(_databases)}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", tmp_path / "agent.db")
+    return Backend("postgres", request.getfixturevalue("pg_url"))

@@ -1,23 +1,37 @@
+"""The stores, on both backends (`backend` runs each test on SQLite and on a real Postgres)."""
+
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from engine.cache.persistence import StoredEntry
 from engine.llm.offline import OfflineProvider
-from engine.model import ThreadKey, TurnInput
+from engine.model import Suggestion, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
+from engine.ports import CallRecord
 from engine.settings import Settings
-from storage import SqliteStore
+from storage import SqliteStore, Store
+from storage.cache_store import BufferedCacheStore
+
+from .conftest import Backend
 
 KEY = ThreadKey("T1", "C1", "42.0")
 
 
-async def test_fifty_concurrent_turns_on_one_thread_lose_no_slot(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "a.db")
-    eng = Engine(
+def engine_on(store: Store) -> Engine:
+    return Engine(
         llm=OfflineProvider(), store=store, settings=Settings(), playbook=default_playbook()
     )
+
+
+async def test_fifty_concurrent_turns_on_one_thread_lose_no_slot(backend: Backend) -> None:
+    store = await backend.open()
+    eng = engine_on(store)
     vendors = ["Gong", "HubSpot", "Outreach", "Zendesk", "Pipedrive"]
     texts = [
         f"We have {10 + i} reps" if i % 2 else f"We currently use {vendors[i % 5]}"
@@ -36,16 +50,14 @@ async def test_fifty_concurrent_turns_on_one_thread_lose_no_slot(tmp_path: Path)
     await store.close()
 
 
-async def test_restart_keeps_the_context(tmp_path: Path) -> None:
-    path = tmp_path / "b.db"
-    store = await SqliteStore.open(path)
-    eng = Engine(
-        llm=OfflineProvider(), store=store, settings=Settings(), playbook=default_playbook()
+async def test_restart_keeps_the_context(backend: Backend) -> None:
+    store = await backend.open()
+    await engine_on(store).handle(
+        TurnInput(KEY, "We use Gong, 40 reps, budget is $30k", message_id="m1")
     )
-    await eng.handle(TurnInput(KEY, "We use Gong, 40 reps, budget is $30k", message_id="m1"))
     await store.close()
 
-    reopened = await SqliteStore.open(path)
+    reopened = await backend.open()
     context = await reopened.load(KEY)
     assert context.values() == {"competitor": "Gong", "team_size": "40", "budget_signal": "$30k"}
     assert context.slots["competitor"].message_id == "m1"
@@ -55,7 +67,46 @@ async def test_restart_keeps_the_context(tmp_path: Path) -> None:
     await reopened.close()
 
 
-async def test_reopening_an_up_to_date_file_migrates_nothing(tmp_path: Path) -> None:
+async def test_reset_clears_slots_and_hides_earlier_messages(backend: Backend) -> None:
+    store = await backend.open()
+    eng = engine_on(store)
+    await eng.handle(TurnInput(KEY, "We use Gong, 40 reps", message_id="m1"))
+    await eng.reset(KEY)
+    context = await store.load(KEY)
+    assert context.slots == {} and context.history == ()
+    await eng.handle(TurnInput(KEY, "Does it do SSO?", message_id="m2"))
+    assert (await store.load(KEY)).history == ("Does it do SSO?",)
+    await store.close()
+
+
+async def test_feedback_answers_and_the_call_log(backend: Backend) -> None:
+    store = await backend.open()
+    s = await engine_on(store).handle(TurnInput(KEY, "Too expensive for us", message_id="m1"))
+    answer = await store.answer_to("m1")
+    assert answer is not None
+    assert (answer.id, answer.reply, answer.slots) == (s.id, s.reply, s.slots)
+    assert await store.answer_to("m2") is None
+    turn = await store.turn_of(s.id)
+    assert turn is not None and (turn.key, turn.text, turn.message_id) == (
+        KEY,
+        "Too expensive for us",
+        "m1",
+    )
+    assert await store.record_feedback(s.id, -1) is True
+    assert await store.record_feedback("no-such-id", 1) is False
+    assert [t.feedback for t in await store.recent_turns(10)] == [-1]
+    records = [
+        CallRecord(1.0, "capture", "openai", "gpt-4o-mini", "fast", "win", 310.5, 120, 30, 0.001),
+        CallRecord(2.0, "detect", "anthropic", "haiku", "fast", "cancelled", 95.0),
+    ]
+    await store.log_calls(records)
+    await store.log_calls([])
+    assert list(await store.recent_calls(10)) == records[::-1]  # newest first
+    assert list(await store.recent_calls(1)) == records[1:]
+    await store.close()
+
+
+async def test_sqlite_reopening_an_up_to_date_file_migrates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     for _ in range(2):
         store = await SqliteStore.open(path)
@@ -67,43 +118,223 @@ async def test_reopening_an_up_to_date_file_migrates_nothing(tmp_path: Path) -> 
         await store.close()
 
 
-async def test_reset_clears_slots_and_hides_earlier_messages(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "r.db")
-    eng = Engine(
-        llm=OfflineProvider(), store=store, settings=Settings(), playbook=default_playbook()
+async def test_postgres_instances_starting_together_migrate_once(pg_url: str) -> None:
+    import psycopg
+
+    from storage.postgres import PostgresStore
+    from storage.postgres_migrations import MIGRATIONS
+
+    stores = await asyncio.gather(*(PostgresStore.open(pg_url) for _ in range(3)))
+    again = await PostgresStore.open(pg_url)
+    with psycopg.connect(pg_url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+    for store in [*stores, again]:
+        await store.close()
+
+
+# Several instances on one database --------------------------------------------------------
+
+
+async def some_suggestion(store: Store) -> Suggestion:
+    return await engine_on(store).handle(
+        TurnInput(ThreadKey("T1", "C9", "scratch"), "We use Gong", message_id="scratch")
     )
-    await eng.handle(TurnInput(KEY, "We use Gong, 40 reps", message_id="m1"))
-    await eng.reset(KEY)
-    context = await store.load(KEY)
-    assert context.slots == {} and context.history == ()
-    await eng.handle(TurnInput(KEY, "Does it do SSO?", message_id="m2"))
-    assert (await store.load(KEY)).history == ("Does it do SSO?",)
-    await store.close()
 
 
-async def test_cache_writes_are_batched_and_flushed_on_close(tmp_path: Path) -> None:
-    from engine.cache.persistence import StoredEntry
-    from storage.cache_store import SqliteCacheStore
+async def test_concurrent_commits_from_two_instances_lose_no_slot_update(
+    backend: Backend,
+) -> None:
+    """No lock held: two store instances commit 40 turns of one thread at once. Each turn sets
+    a slot of its own and the shared `last` one; every slot and every turn must be there."""
+    a, b = await backend.open(), await backend.open()
+    base = await some_suggestion(a)
 
-    def entry(key: str) -> StoredEntry:
-        return StoredEntry(key, "fp", "v1", "text", None, None, "s-" + key, "{}", 1.0, 1.0, 0)
+    async def commit(store: Store, i: int) -> None:
+        s = replace(base, id=f"s{i}", slots_delta={f"slot{i:02d}": str(i), "last": str(i)})
+        await store.commit_turn(TurnInput(KEY, f"message {i}", message_id=f"m{i}"), s)
 
-    store = await SqliteStore.open(tmp_path / "c.db")
-    cache_rows = SqliteCacheStore(store, flush_after_s=60)
+    await asyncio.gather(*(commit(a if i % 2 else b, i) for i in range(40)))
+    for store in (a, b):
+        context = await store.load(KEY)
+        assert context.turns == 40
+        assert {k: v.value for k, v in context.slots.items() if k != "last"} == {
+            f"slot{i:02d}": str(i) for i in range(40)
+        }
+        assert context.slots["last"].value in {str(i) for i in range(40)}
+    # A commit retried after its first try reached the database counts once.
+    await a.commit_turn(
+        TurnInput(KEY, "message 3", message_id="m3"), replace(base, id="s3", slots_delta={})
+    )
+    assert (await b.load(KEY)).turns == 40
+    await a.close()
+    await b.close()
+
+
+def entry(key: str, fingerprint: str = "fp", version: str = "v1") -> StoredEntry:
+    return StoredEntry(key, fingerprint, version, "text", None, None, "s-" + key, "{}", 1.0, 1.0, 0)
+
+
+async def test_cache_writes_are_batched_and_flushed_on_close(backend: Backend) -> None:
+    store = await backend.open()
+    cache_rows = store.cache_rows()
+    assert isinstance(cache_rows, BufferedCacheStore)
+    cache_rows.flush_after_s = 60
+    other = await backend.open()  # another instance sees only what reached the database
+    seen = other.cache_rows()
     for key in ("a", "b", "c"):
         await cache_rows.save(entry(key))
     await cache_rows.delete(["b"])  # a delete after a save cancels it
     await cache_rows.touch("c", 5.0, 2)
     await cache_rows.block("bad-answer", "s-x", 3.0)  # blocks are written at once
 
-    def rows() -> list[tuple[str, float, int]]:
-        return store.db.execute(
-            "SELECT key, used_at, hits FROM cache_entries ORDER BY key"
-        ).fetchall()
-
-    assert await store._run(rows) == [("blocked:bad-answer", 3.0, 0)]
+    loaded = await seen.load("v1", 0.0)
+    assert loaded.entries == [] and list(loaded.blocked) == ["bad-answer"]
     await cache_rows.flush()
-    assert await store._run(rows) == [("a", 1.0, 0), ("blocked:bad-answer", 3.0, 0), ("c", 5.0, 2)]
-    loaded = await cache_rows.load("v1", 0.0)
-    assert [e.key for e in loaded.entries] == ["a", "c"] and list(loaded.blocked) == ["bad-answer"]
+    loaded = await seen.load("v1", 0.0)
+    assert [(e.key, e.used_at, e.hits) for e in loaded.entries] == [("a", 1.0, 0), ("c", 5.0, 2)]
+    assert list(loaded.blocked) == ["bad-answer"]
     await store.close()
+    await other.close()
+
+
+async def test_cache_rows_are_shared_between_instances(backend: Backend) -> None:
+    a, b = await backend.open(), await backend.open()
+    rows_a, rows_b = a.cache_rows(), b.cache_rows()
+    assert isinstance(rows_a, BufferedCacheStore) and isinstance(rows_b, BufferedCacheStore)
+    vector = bytes(range(16))
+    await rows_a.save(replace(entry("k1"), vector=vector, embedder="e"))
+    await rows_a.save(entry("k2"))
+    await rows_a.save(entry("k3", fingerprint="other"))
+    await rows_a.save(entry("k4", version="v0"))
+    await rows_a.flush()
+
+    got = await rows_b.entry("k1")
+    assert got is not None and got.vector == vector and got.embedder == "e"
+    assert await rows_b.entry("nope") is None
+    assert sorted(e.key for e in await rows_b.scoped("v1", "fp")) == ["k1", "k2"]
+    assert [e.key for e in await rows_b.scoped("v1", "other")] == ["k3"]
+
+    # A dislike on one instance is seen by the other, from the time it happened.
+    assert await rows_b.blocked_since(0.0) == []
+    await rows_a.block("answer-1", "s-k1", 10.0)
+    await rows_a.block("answer-1", "s-k1", 11.0)  # blocked already: kept once
+    await rows_a.block("answer-2", "s-k2", 20.0)
+    assert await rows_b.blocked_since(0.0) == [("answer-1", 10.0), ("answer-2", 20.0)]
+    assert await rows_b.blocked_since(15.0) == [("answer-2", 20.0)]
+    assert sorted((await rows_b.load("v1", 0.0)).blocked) == ["answer-1", "answer-2"]
+    await a.close()
+    await b.close()
+
+
+# Per-thread locks across instances (Postgres: SQLite serves one process) -----------------
+
+
+async def test_a_thread_lock_serialises_turns_across_instances(pg_url: str) -> None:
+    from storage.postgres import PostgresStore
+
+    a, b = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
+    order: list[str] = []
+    a_has_it, release_a = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with a.thread_locks.hold(KEY):
+            order.append("a in")
+            a_has_it.set()
+            await release_a.wait()
+            order.append("a out")
+
+    async def second() -> None:
+        await a_has_it.wait()
+        async with b.thread_locks.hold(KEY):
+            order.append("b in")
+
+    async def other_thread() -> None:
+        await a_has_it.wait()
+        async with b.thread_locks.hold(ThreadKey("T1", "C1", "other")):
+            order.append("other")
+
+    tasks = [asyncio.create_task(c()) for c in (first, second, other_thread)]
+    await asyncio.sleep(0.3)
+    assert order == ["a in", "other"]  # b waits on a's thread; another thread does not
+    release_a.set()
+    await asyncio.gather(*tasks)
+    assert order == ["a in", "other", "a out", "b in"]
+    await a.close()
+    await b.close()
+
+
+async def test_a_dead_instances_thread_lock_is_released_with_its_session(pg_url: str) -> None:
+    import psycopg
+
+    from storage.postgres import PostgresStore
+
+    a, b = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
+    holding = asyncio.Event()
+
+    async def hold_forever() -> None:
+        async with a.thread_locks.hold(KEY):
+            holding.set()
+            await asyncio.Event().wait()
+
+    held = asyncio.create_task(hold_forever())
+    await holding.wait()
+    waiter = asyncio.create_task(asyncio.wait_for(_enter(b, KEY), 10))
+    await asyncio.sleep(0.2)
+    assert not waiter.done()
+    # The instance dies: the server ends its sessions, which frees the advisory lock.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        )
+    await waiter
+    held.cancel()
+    await asyncio.gather(held, return_exceptions=True)
+    await a.close()
+    await b.close()
+
+
+async def _enter(store: Store, key: ThreadKey) -> None:
+    async with store.thread_locks.hold(key):
+        pass
+
+
+async def test_engine_turns_on_two_instances_run_one_at_a_time(pg_url: str) -> None:
+    """Two instances, one thread, 12 turns at once: each holds the thread's lock from load to
+    commit, so turns never overlap and the thread ends as if they ran one after another in
+    the order they got the lock."""
+    from storage.postgres import PostgresStore
+
+    a, b = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
+    engines = {a: engine_on(a), b: engine_on(b)}
+    inside: list[int] = []
+    order: list[int] = []
+
+    async def turn(store: PostgresStore, i: int) -> None:
+        async with store.thread_locks.hold(KEY):
+            inside.append(i)
+            assert len(inside) == 1, f"turns {inside} overlap"
+            order.append(i)
+            await engines[store].handle(TurnInput(KEY, f"We have {10 + i} reps", f"m{i}"))
+            await asyncio.sleep(0.01)  # room for another turn to barge in, if it could
+            inside.remove(i)
+
+    await asyncio.gather(*(turn(a if i % 2 else b, i) for i in range(12)))
+    context = await b.load(KEY)
+    assert context.turns == 12 and sorted(order) == list(range(12))
+    assert context.slots["team_size"].value == str(10 + order[-1])
+    assert context.slots["team_size"].message_id == f"m{order[-1]}"
+    assert context.history == tuple(f"We have {10 + i} reps" for i in order[-6:])
+    await a.close()
+    await b.close()
+
+
+def test_without_postgres_binaries_the_fixture_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from devtools import pgserver
+
+    monkeypatch.setattr(pgserver.shutil, "which", lambda _: None)
+    monkeypatch.setattr(pgserver, "_SEARCH", ("/nonexistent/bin",))
+    with pytest.raises(pgserver.ServerUnavailable, match="apt-get install -y postgresql"):
+        pgserver.find_bin_dir()
