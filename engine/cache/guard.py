@@ -29,12 +29,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from functools import cache, lru_cache
-from pathlib import Path
+from functools import lru_cache
 
-from .. import rules
 from ..rules.detect import detect
-from ..rules.text import plain
+from ..rules.lexicon import VENDORS
+from ..rules.text import plain, sentences
 
 __all__ = ["REASONS", "Facts", "disagreement", "facts"]
 
@@ -593,45 +592,21 @@ def _dates(prepared: str) -> list[str]:
     return found
 
 
-@cache
-def _vendors() -> tuple[re.Pattern[str], dict[str, str], re.Pattern[str], dict[str, str]]:
-    """The offline tier's vendor list (rules/vendors.txt): every alias, any case, and the
-    capitalised-only ones ("*Outreach": also an everyday word), each with its canonical name."""
-    loose: dict[str, str] = {}
-    strict: dict[str, str] = {}
-    path = Path(rules.__file__).parent / "vendors.txt"
-    for line in path.read_text("utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        names = line.lstrip("*").split("|")
-        for alias in names:
-            if line.startswith("*"):
-                strict.setdefault(alias, names[0])
-            else:
-                loose.setdefault(alias.casefold(), names[0])
-
-    def alternation(aliases: Iterable[str], flags: int) -> re.Pattern[str]:
-        body = "|".join(re.escape(a) for a in sorted(aliases, key=len, reverse=True))
-        return re.compile(rf"(?<![\w.])(?:{body})(?![\w]|\.\w)", flags)
-
-    return alternation(loose, re.IGNORECASE), loose, alternation(strict, 0), strict
-
-
 def _competitors(text: str, prepared: str) -> list[tuple[int, str]]:
-    """Every vendor named, in order. Some aliases are case-sensitive, so they are found in the
-    plain text, then placed in the prepared text (for the polarity check) by their name."""
-    loose, loose_names, strict, strict_names = _vendors()
-    source = plain(text)
-    found = [(m.start(), m[0], loose_names[m[0].casefold()]) for m in loose.finditer(source)]
-    found += [(m.start(), m[0], strict_names[m[0]]) for m in strict.finditer(source)]
+    """Every vendor named, in order, found as the offline tier finds them (the same list and
+    rules, on the same sentences), then placed in the prepared text (for the polarity check)
+    by their name."""
+    cased = "\n".join(sentence for sentence, _ in sentences(text))
+    lower = cased.lower()
+    if len(lower) != len(cased):  # a rare letter whose lower case is longer
+        cased = lower
     out: list[tuple[int, str]] = []
     cursor: dict[str, int] = {}
-    for start, alias, name in sorted(found):
-        key = alias.lower()
+    for mention in VENDORS.mentions(lower, cased):
+        key = mention.alias
         at = prepared.find(key, cursor.get(key, 0))
         cursor[key] = at + 1 if at >= 0 else cursor.get(key, 0)
-        out.append((at if at >= 0 else start, name))
+        out.append((at if at >= 0 else mention.at, mention.name))
     return out
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from ..model import Detection
 from ..taxonomy import OBJECTIONS, SITUATIONS, Situation, is_situation
-from .text import Scan, Scanner, sentences
+from .lexicon import VENDORS
+from .text import Scanner, sentences
 
 HERE = Path(__file__).parent
 
@@ -52,12 +53,6 @@ _MONEY = re.compile(
     r"|\b(?:five|six|seven|low|mid|high)[- ](?:five[- ]|six[- ])?figures?\b"
 )
 _BUILT_IN = frozenset({"question", "vendor", "money"})
-# Nouns an everyday word that is also a vendor's name ("Close", "Ramp", "Outreach") qualifies.
-_QUALIFIED = re.compile(
-    r" (?:time|times|rates?|volume|leads?|efforts?|calls?|emails?|campaigns?|sequences?|"
-    r"cadences?|metrics|numbers|process|motion|strategy|plans?|dates?|cycles?|quality|"
-    r"activity|activities|performance|reps?|team|teams|targets?|goals?|speed|periods?)\b"
-)
 _CLAUSE_ENDS = (".", "?", "!", "\n", ";", ",", " - ", ":")
 _PHRASE_TAIL = 4  # words a phrase may take from the rest of its clause
 
@@ -83,7 +78,7 @@ class Combo:
 
 @dataclass(frozen=True, slots=True)
 class Lexicon:
-    """cues.toml and vendors.txt, compiled: every pattern sits in one scanner."""
+    """cues.toml, compiled: every pattern sits in one scanner."""
 
     scanner: Scanner
     features: Mapping[str, int]  # feature family -> pattern number
@@ -92,10 +87,6 @@ class Lexicon:
     combos: Mapping[Situation, tuple[Combo, ...]]
     # The feature families whose phrase is the objection when a situation won on a combo.
     objection_features: Mapping[str, tuple[str, ...]]
-    vendor_names: Mapping[str, str]  # lower-cased alias -> canonical name
-    loose_vendors: int  # pattern number: aliases matched in any case
-    strict_vendors: int  # pattern number: the same for capitalised-only aliases (lower-cased)
-    strict_cased: re.Pattern[str]  # capitalised-only aliases, case-sensitive
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +164,6 @@ def _load() -> Lexicon:
         objection_features[situation] = tuple(spec.get("objection_from", ()))
         if unknown := set(objection_features[situation]) - set(features):
             raise ValueError(f"cues.toml: {situation} takes objections from unknown {unknown}")
-    names, loose, strict = _vendor_aliases()
-    loose_number = add(_alternation(loose, 0))
-    strict_number = add(_alternation([a.lower() for a in strict], 0))
     return Lexicon(
         Scanner(patterns),
         features,
@@ -183,10 +171,6 @@ def _load() -> Lexicon:
         table,
         combos,
         objection_features,
-        names,
-        loose_number,
-        strict_number,
-        _alternation(strict, 0),
     )
 
 
@@ -212,55 +196,7 @@ def _cue(entry: list[Any], add: Any) -> Cue:
     )
 
 
-def _vendor_aliases() -> tuple[dict[str, str], list[str], list[str]]:
-    """vendors.txt: canonical names by lower-cased alias, then the any-case aliases and the
-    capitalised-only ones (a leading "*": also an everyday word)."""
-    names: dict[str, str] = {}
-    loose: list[str] = []
-    strict: list[str] = []
-    for line in (HERE / "vendors.txt").read_text("utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        aliases = line.lstrip("*").split("|")
-        for alias in aliases:
-            names.setdefault(alias.lower(), aliases[0])
-            (strict if line.startswith("*") else loose).append(
-                alias if line.startswith("*") else alias.lower()
-            )
-    return names, loose, strict
-
-
-def _alternation(aliases: list[str], flags: int) -> re.Pattern[str]:
-    body = "|".join(re.escape(a) for a in sorted(set(aliases), key=len, reverse=True))
-    return re.compile(rf"\b(?<!\.)(?:{body})(?![\w]|\.\w)", flags)
-
-
 LEXICON = _load()
-
-
-def find_vendor(reading_text: str, cased: str, scan: Scan | None = None) -> tuple[int, str] | None:
-    """The first vendor named: (offset, canonical name), or None. `reading_text` is the
-    lower-cased form of `cased`; `scan`, of `reading_text`, saves searching."""
-    lex = LEXICON
-    scan = scan or lex.scanner.scan(reading_text)
-    best: tuple[int, str] | None = None
-    loose = scan.first(lex.loose_vendors)
-    if loose:
-        best = (loose.start(), lex.vendor_names[loose.group(0)])
-    for candidate in scan.matches(lex.strict_vendors):
-        at = candidate.start()
-        if best is not None and at >= best[0]:
-            break
-        strict = lex.strict_cased.match(cased, at)
-        if not strict:
-            continue
-        # At a sentence start every word is capitalised: "Ramp time" is not the vendor Ramp.
-        if (at == 0 or cased[at - 1] == "\n") and _QUALIFIED.match(reading_text, strict.end()):
-            continue
-        best = (at, lex.vendor_names[strict.group(0).lower()])
-        break
-    return best
 
 
 def clause(text: str, start: int, end: int, limit: int = 80) -> str:
@@ -362,7 +298,8 @@ def read(message: str) -> Reading:
         features.add("question")
     if _MONEY.search(text):
         features.add("money")
-    vendor = find_vendor(text, cased, scan)
+    mention = VENDORS.first(text, cased)
+    vendor = (mention.at, mention.name) if mention else None
     if vendor:
         features.add("vendor")
     for situation, combos in lex.combos.items():

@@ -1,0 +1,108 @@
+"""The words the offline rules and the cache guard share, loaded once.
+
+`vendors.txt` is the list of vendors a prospect may name; `lexicon.toml` holds the word tables
+(numbers, months, negations, roles, units, directions, synonyms...). Both the rules (capture,
+detect) and the guard read them from here, so they cannot disagree on what a message says:
+whether it names a competitor, which words negate, what a number word is worth.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .text import Scanner
+
+HERE: Final = Path(__file__).parent
+
+
+# Vendors ---------------------------------------------------------------------------------------
+
+# Nouns an everyday word that is also a vendor's name ("Close", "Ramp", "Outreach") qualifies.
+_QUALIFIED = re.compile(
+    r" (?:time|times|rates?|volume|leads?|efforts?|calls?|emails?|campaigns?|sequences?|"
+    r"cadences?|metrics|numbers|process|motion|strategy|plans?|dates?|cycles?|quality|"
+    r"activity|activities|performance|reps?|team|teams|targets?|goals?|speed|periods?)\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A vendor named in a text: where, the alias as matched (lower case), the canonical name."""
+
+    at: int
+    alias: str
+    name: str
+
+
+class Vendors:
+    """vendors.txt, compiled: one canonical name a line, aliases after "|"; a leading "*" marks
+    a name that is also an everyday word, which counts only capitalised as written."""
+
+    def __init__(self, lines: list[str]) -> None:
+        names: dict[str, str] = {}
+        loose: list[str] = []
+        strict: list[str] = []
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            aliases = line.lstrip("*").split("|")
+            for alias in aliases:
+                names.setdefault(alias.lower(), aliases[0])
+                if line.startswith("*"):
+                    strict.append(alias)
+                else:
+                    loose.append(alias.lower())
+        self.names: Mapping[str, str] = names
+        # Matched on lower-cased text; a strict candidate must then match the cased text too.
+        self.scanner = Scanner([_alternation(loose), _alternation([a.lower() for a in strict])])
+        self._strict_cased = _alternation(strict)
+
+    @classmethod
+    def load(cls, path: Path = HERE / "vendors.txt") -> Vendors:
+        return cls(path.read_text("utf-8").splitlines())
+
+    def mentions(self, text: str, cased: str) -> Iterator[Mention]:
+        """Every vendor named, leftmost first, the longest alias where two start together.
+        `text` is `cased` lower-cased (same length); a line break in them starts a sentence,
+        where every word is capitalised: there "Ramp time" is not the vendor Ramp."""
+        scan = self.scanner.scan(text)
+        found = [(m.start(), m.end()) for m in scan.matches(0)]
+        for candidate in scan.matches(1):
+            at = candidate.start()
+            strict = self._strict_cased.match(cased, at)
+            if not strict:
+                continue
+            if (at == 0 or cased[at - 1] == "\n") and _QUALIFIED.match(text, strict.end()):
+                continue
+            found.append((at, strict.end()))
+        end = -1
+        for start, stop in sorted(found, key=lambda span: (span[0], -span[1])):
+            if start < end:
+                continue  # inside a longer alias already taken
+            end = stop
+            alias = text[start:stop]
+            yield Mention(start, alias, self.names[alias])
+
+    def first(self, text: str, cased: str) -> Mention | None:
+        return next(self.mentions(text, cased), None)
+
+
+def _alternation(aliases: list[str]) -> re.Pattern[str]:
+    body = "|".join(re.escape(a) for a in sorted(set(aliases), key=len, reverse=True))
+    return re.compile(rf"\b(?<!\.)(?:{body})(?![\w]|\.\w)")
+
+
+VENDORS: Final = Vendors.load()
+
+
+# Word tables -----------------------------------------------------------------------------------
+
+
+def _load_tables(path: Path = HERE / "lexicon.toml") -> dict[str, Any]:
+    return tomllib.loads(path.read_text("utf-8"))

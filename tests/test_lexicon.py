@@ -1,0 +1,52 @@
+"""The rules and the cache guard read one lexicon, so they agree on what a message says."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.cache.guard import facts
+from engine.rules.capture import capture
+from engine.rules.lexicon import VENDORS
+
+DATA = Path(__file__).parent / "data"
+
+
+def _texts() -> list[str]:
+    texts = []
+    for name in ("golden", "holdout", "paraphrases", "hard_negatives"):
+        for line in (DATA / f"{name}.jsonl").read_text("utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                texts += [row[key] for key in ("text", "a", "b") if key in row]
+    return texts
+
+
+def test_guard_and_capture_agree_on_the_competitor_named() -> None:
+    texts = _texts()
+    assert len(texts) > 800
+    named = 0
+    for text in texts:
+        first = capture(text).slots.get("competitor")
+        seen = [name.removeprefix("not ") for name in facts(text).competitors]
+        assert (seen[0] if seen else None) == first, text
+        named += bool(first)
+    assert named > 100  # the sets do name vendors: the agreement is not vacuous
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Ramp time for new reps is getting longer", []),  # a sentence start, then a noun
+        ("We looked at Ramp. Ramp time matters too.", ["Ramp"]),
+        ("we moved off ZoomInfo Chorus last year", ["Chorus"]),  # the longest alias wins
+        ("we use gong and outreach", ["Gong"]),  # "*Outreach" counts only capitalised
+        ("Gong vs. Clari vs SFDC", ["Gong", "Clari", "Salesforce"]),
+    ],
+)
+def test_vendor_mentions(text: str, names: list[str]) -> None:
+    from engine.rules.text import sentences
+
+    cased = "\n".join(sentence for sentence, _ in sentences(text))
+    assert [m.name for m in VENDORS.mentions(cased.lower(), cased)] == names
+    assert [n.removeprefix("not ") for n in facts(text).competitors] == names
