@@ -26,11 +26,12 @@ answer; a wrong card costs the rep's trust.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
 
+from ..rules import lexicon
 from ..rules.detect import detect
 from ..rules.lexicon import VENDORS
 from ..rules.text import plain, sentences
@@ -48,18 +49,23 @@ REASONS = (
     "situation",
 )
 
-_CONTRACTIONS = (
+
+def _alternatives(words: Iterable[str]) -> str:
+    """A regular-expression alternation of `words`, longest first."""
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+# The word tables are rules/lexicon.toml, shared with the offline rules; the patterns that
+# put them together stay here.
+_CONTRACTIONS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"\bcan'?t\b|\bcannot\b"), "can not"),
     (re.compile(r"\bwon'?t\b"), "will not"),
     (re.compile(r"\bshan'?t\b"), "shall not"),
     (re.compile(r"\bain'?t\b"), "is not"),
     (re.compile(r"n't\b"), " not"),
     (
-        re.compile(
-            r"\b(dont|doesnt|didnt|isnt|arent|wasnt|werent|havent|hasnt|hadnt|wouldnt|"
-            r"shouldnt|couldnt|mustnt|neednt)\b"
-        ),
-        r"\1 not",
+        re.compile(r"\b(" + _alternatives(lexicon.BARE_NEGATIONS) + r")\b"),
+        lambda m: lexicon.BARE_NEGATIONS[m[1]] + " not",
     ),
     (re.compile(r"'re\b"), " are"),
     (re.compile(r"'m\b"), " am"),
@@ -69,23 +75,6 @@ _CONTRACTIONS = (
     (re.compile(r"'s\b"), ""),
     (re.compile(r"s'(?=\s|$)"), "s"),
 )
-_UNCONTRACT = {
-    "dont": "do",
-    "doesnt": "does",
-    "didnt": "did",
-    "isnt": "is",
-    "arent": "are",
-    "wasnt": "was",
-    "werent": "were",
-    "havent": "have",
-    "hasnt": "has",
-    "hadnt": "had",
-    "wouldnt": "would",
-    "shouldnt": "should",
-    "couldnt": "could",
-    "mustnt": "must",
-    "neednt": "need",
-}
 
 # Upper-case words that lower-case into a stopword ("US", "IT").
 _ACRONYMS = (
@@ -95,42 +84,18 @@ _ACRONYMS = (
     (re.compile(r"\bFY\b", re.IGNORECASE), "fiscal year"),
 )
 
-_NEGATIONS = frozenset(
-    {"not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "without"}
-)
-# A negation covers the words after it up to a clause boundary.
-_CLAUSE_END = frozenset(
-    {"but", "and", "so", "because", "while", "although", "though", "however", "whereas", "or",
-     "if", "unless", "which", "then"}
-)  # fmt: skip
+_NEGATIONS = lexicon.NEGATIONS
+# A negation covers the words after it up to a clause boundary, at most this many.
+_CLAUSE_END = lexicon.CLAUSE_BREAKS
 _SCOPE_WORDS = 6
 
-_UNITS = {
-    "k": 1e3,
-    "thousand": 1e3,
-    "grand": 1e3,
-    "m": 1e6,
-    "mm": 1e6,
-    "million": 1e6,
-    "b": 1e9,
-    "bn": 1e9,
-    "billion": 1e9,
-}
-_SMALL = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
-    "seventy": 70, "eighty": 80, "ninety": 90, "dozen": 12, "twice": 2, "couple": 2,
-    "single": 1, "half": 0.5,
-}  # fmt: skip
-_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_UNITS = lexicon.UNITS
+_SMALL = lexicon.NUMBER_WORDS
+_SCALES = lexicon.SCALES
 _WORD_NUMBER = re.compile(
-    r"\b(?:(?:a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
-    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
-    r"seventy|eighty|ninety|zero|dozen|twice|couple|single|half)"
-    r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine|hundred|thousand|million|dozen))*"
-    r"(?:[- ](?:hundred|thousand|million))?)\b"
+    r"\b(?:(?:" + _alternatives(["a", *_SMALL]) + r")"
+    r"(?:[- ](?:" + _alternatives([*lexicon.COMPOUND_NUMBERS, *_SCALES]) + r"))*"
+    r"(?:[- ](?:" + _alternatives(_SCALES) + r"))?)\b"
 )
 _CURRENCY = r"(?:usd|eur|gbp|dollars?|euros?|pounds?|bucks)"
 _MONEY = re.compile(
@@ -144,199 +109,56 @@ _PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|pct\b)")
 _CLOCK = re.compile(r"\b(\d{1,2})(?::(\d\d))?\s?(am|pm)\b|\b(\d{1,2}):(\d\d)\b")
 _PLAIN_NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(k|m|x|st|nd|rd|th)?(?![\w])")
 _QUARTER = re.compile(r"\b(q[1-4]|h[12])\b|\b(?:fy|fiscal year)\s?'?(\d{2,4})\b")
-_MONTHS = {
-    "jan": 1, "january": 1, "feb": 2, "february": 2, "mar": 3, "march": 3, "apr": 4,
-    "april": 4, "may": 5, "jun": 6, "june": 6, "jul": 7, "july": 7, "aug": 8, "august": 8,
-    "sep": 9, "sept": 9, "september": 9, "oct": 10, "october": 10, "nov": 11, "november": 11,
-    "dec": 12, "december": 12,
-}  # fmt: skip
-_DAYS = (
-    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "weekend",
-    "today", "tonight", "tomorrow", "yesterday", "morning", "afternoon", "evening", "noon",
-    "midnight", "eod", "eow", "eom", "eoq", "eoy", "asap",
-)  # fmt: skip
-_UNIT_WORDS = {
-    "day": "day", "days": "day", "daily": "per-day", "week": "week", "weeks": "week",
-    "weekly": "per-week", "month": "month", "months": "month", "monthly": "per-month",
-    "mo": "month", "quarter": "quarter", "quarters": "quarter", "quarterly": "per-quarter",
-    "year": "year", "years": "year", "yr": "year", "yearly": "per-year", "annual": "per-year",
-    "annually": "per-year", "annum": "year", "biweekly": "per-2week", "semester": "half-year",
-}  # fmt: skip
-_UNIT_MODIFIERS = {
-    "this": "this", "next": "next", "last": "last", "past": "last", "previous": "last",
-    "coming": "next", "following": "next", "per": "per", "a": "per", "an": "per",
-    "every": "per", "each": "per", "/": "per", "current": "this",
-}  # fmt: skip
+_MONTHS = lexicon.MONTHS
+_DAYS = lexicon.DAYS
+_UNIT_WORDS = lexicon.PERIODS
+_UNIT_MODIFIERS = lexicon.PERIOD_MODIFIERS
 _DATE_WORDS = re.compile(
-    r"(?:\b(this|next|last|past|coming|following|early|mid|late|end of|start of) )?"
-    r"\b(" + "|".join(sorted(list(_MONTHS) + list(_DAYS), key=len, reverse=True)) + r")\b"
+    r"(?:\b(" + _alternatives(lexicon.DATE_PLACING) + r") )?"
+    r"\b(" + _alternatives([*_MONTHS, *_DAYS]) + r")\b"
 )
 _UNIT_RE = re.compile(
-    r"(?:\b(this|next|last|past|previous|coming|following|per|a|an|every|each|current)\s+|/\s?)?"
-    r"\b(" + "|".join(sorted(_UNIT_WORDS, key=len, reverse=True)) + r")\b"
+    r"(?:\b(" + _alternatives(m for m in _UNIT_MODIFIERS if m != "/") + r")\s+|/\s?)?"
+    r"\b(" + _alternatives(_UNIT_WORDS) + r")\b"
 )
 _YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
 
 # Words that point one way on some scale: the two messages must point the same ways.
-_DIRECTIONS = {
-    "more": "more", "additional": "more", "extra": "more", "less": "less", "fewer": "less",
-    "cheaper": "cheaper", "cheap": "cheaper", "inexpensive": "cheaper", "affordable": "cheaper",
-    "pricier": "pricier", "costlier": "pricier",
-    "higher": "up", "increase": "up", "increased": "up", "increasing": "up", "raise": "up",
-    "raised": "up", "grow": "up", "growing": "up", "grew": "up", "rise": "up", "rising": "up",
-    "rose": "up", "lower": "down", "decrease": "down", "decreased": "down",
-    "decreasing": "down", "reduce": "down", "reduced": "down", "cut": "down", "cutting": "down",
-    "cuts": "down", "shrink": "down", "shrinking": "down", "slash": "down", "slashed": "down",
-    "add": "add", "adding": "add", "added": "add", "hire": "add", "hiring": "add",
-    "expand": "add", "expanding": "add", "upgrade": "upgrade", "upgrading": "upgrade",
-    "downgrade": "downgrade", "downgrading": "downgrade",
-    "better": "better", "best": "better", "worse": "worse", "worst": "worse",
-    "faster": "faster", "quicker": "faster", "slower": "slower",
-    "longer": "longer", "shorter": "shorter", "bigger": "bigger", "larger": "bigger",
-    "smaller": "smaller", "easier": "easier", "harder": "harder",
-    "least": "least", "most": "most", "max": "most", "maximum": "most", "minimum": "least",
-    "success": "success", "successful": "success", "failure": "failure", "failed": "failure",
-}  # fmt: skip
+_DIRECTIONS = lexicon.DIRECTIONS
 # Particles that are directions only next to what they point at: "went up", "after 3pm",
 # "over $20k"; elsewhere ("set up", "send over", "before anything else") they are idiom.
-_MOTION = r"(?:went|go|goes|going|gone|come|came|comes|trending|trended|moved|moving|shot|jumped)"
-_CONTEXTUAL_DIRECTIONS = (
-    (re.compile(r"\b" + _MOTION + r" (up|down)\b"), {"up": "up", "down": "down"}),
+_CONTEXTUAL_DIRECTIONS: tuple[tuple[re.Pattern[str], Mapping[str, str]], ...] = (
+    (
+        re.compile(r"\b(?:" + _alternatives(lexicon.MOTION) + r") (up|down)\b"),
+        {"up": "up", "down": "down"},
+    ),
     (re.compile(r"\bup to (?=[$€£\d])"), {"": "most"}),
     (
         re.compile(
-            r"\b(before|prior to|earlier than|after|later than|since|until|till|by|from)"
+            r"\b(" + _alternatives(lexicon.TIME_DIRECTIONS) + r")"
             r" (?=(?:the |this |next |our |a )?(?:end|start|beginning|middle|[$€£\d]|q[1-4]\b|"
             r"h[12]\b|fy|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|"
             r"sat|sun|today|tomorrow|tonight|week|month|quarter|year|noon|midnight|eo[dwmqy]))"
         ),
-        {
-            "before": "before",
-            "prior to": "before",
-            "earlier than": "before",
-            "after": "after",
-            "later than": "after",
-            "since": "after",
-            "until": "until",
-            "till": "until",
-            "by": "by",
-            "from": "from",
-        },
+        lexicon.TIME_DIRECTIONS,
     ),
     (
-        re.compile(
-            r"\b(over|above|more than|under|below|less than|within|at least|at most)"
-            r" (?=(?:a |an )?[$€£\d])"
-        ),
-        {
-            "over": "over",
-            "above": "over",
-            "more than": "over",
-            "under": "under",
-            "below": "under",
-            "less than": "under",
-            "within": "under",
-            "at least": "least",
-            "at most": "most",
-        },
+        re.compile(r"\b(" + _alternatives(lexicon.AMOUNT_DIRECTIONS) + r") (?=(?:a |an )?[$€£\d])"),
+        lexicon.AMOUNT_DIRECTIONS,
     ),
 )
 _COMPARATORS = re.compile(
     r"\b(?:than|as much as|as many as|versus|vs\.?|instead of|rather than)\s+"
     r"((?:the |our |your |their |a |an )?[\w$€£%.,-]+(?: [\w.-]+)?)"
 )
-_COMPARE_SKIP = frozenset({"the", "a", "an", "with", "for", "at", "in", "on", "to", "using"})
-_PRONOUNS = {
-    "you": "you", "your": "you", "yours": "you", "yourselves": "you",
-    "we": "we", "us": "we", "our": "we", "ours": "we", "i": "we", "me": "we", "my": "we",
-    "they": "they", "them": "they", "their": "they",
-}  # fmt: skip
-
-_ROLES = (
-    (re.compile(r"\bceo\b|\bchief executive(?: officer)?\b"), "ceo"),
-    (re.compile(r"\bcfo\b|\bchief financial(?: officer)?\b"), "cfo"),
-    (re.compile(r"\bcto\b|\bchief technology(?: officer)?\b|\bchief technical officer\b"), "cto"),
-    (re.compile(r"\bcio\b|\bchief information officer\b"), "cio"),
-    (re.compile(r"\bcoo\b|\bchief operating(?: officer)?\b"), "coo"),
-    (re.compile(r"\bcro\b|\bchief revenue(?: officer)?\b"), "cro"),
-    (re.compile(r"\bcmo\b|\bchief marketing(?: officer)?\b"), "cmo"),
-    (re.compile(r"\bciso\b|\bchief (?:information )?security(?: officer)?\b"), "ciso"),
-    (re.compile(r"\bcpo\b|\bchief product(?: officer)?\b"), "cpo"),
-    (
-        re.compile(
-            r"\b(?:svp|evp|vp|vice president|head|director|manager|lead)s?(?: of)? "
-            r"((?:sales|finance|it|engineering|operations|ops|marketing|revenue|revops|"
-            r"procurement|security|product|people|hr|customer success|cs|support|"
-            r"enablement|growth|technology|data|legal))\b"
-        ),
-        "lead:{0}",
-    ),
-    (re.compile(r"\bprocurement\b|\bpurchasing\b"), "procurement"),
-    (re.compile(r"\blegal\b|\blawyers?\b|\bcounsel\b|\battorneys?\b"), "legal"),
-    (re.compile(r"\bfinance\b|\baccounting\b"), "finance"),
-    (re.compile(r"\bsecurity team\b|\binfosec\b|\bsecurity\b"), "security"),
-    (re.compile(r"\bit (?:team|department|dept)\b|\bour it\b"), "it"),
-    (re.compile(r"\bthe board\b|\bboard\b"), "board"),
-    (re.compile(r"\bboss\b|\bmy manager\b"), "boss"),
-    (re.compile(r"\bfounders?\b|\bowners?\b|\bpartners\b"), "founder"),
-    (re.compile(r"\bleadership\b|\bexec(?:utive)?s?(?: team)?\b|\bmanagement\b"), "leadership"),
-    (re.compile(r"\bcommittee\b"), "committee"),
-)
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
+_COMPARE_SKIP = lexicon.COMPARE_SKIP
+_PRONOUNS = lexicon.PRONOUNS
+_ROLES = tuple((re.compile(pattern), name) for pattern, name in lexicon.ROLES)
 
 # Function words, fillers and intensifiers: changing them does not change a fact.
-_STOPWORDS = _words(
-    """a an the this that these those it its i me my we us our ours you your yours they them
-    their he she him her his hers there here what which who whom whose when where why how is
-    are was were be been being am do does did doing done have has had having will would shall
-    should can could may might must to of in on at by for with about as into onto from up out
-    over off and or but if then so than too also very really just quite pretty honestly
-    actually basically literally totally truly way much many some any all both each every few
-    more most other such only own same again still even ever yet already now right currently
-    today ok okay hey hi hello please thanks thank well oh um uh like get got getting going
-    gonna go let lets need needs want wants one ones something anything thing things stuff bit
-    lot lots kind sort"""
-)
+_STOPWORDS = lexicon.STOPWORDS
 # Groups of words that say the same thing for a sales message.
-_SYNONYM_GROUPS = (
-    "expensive pricey costly steep overpriced",
-    "price pricing cost costs prices quote quoted spend spending spent",
-    "buy purchase procure",
-    "start begin kick launch",
-    "send share forward return",
-    "talk speak chat discuss",
-    "schedule set setup book arrange",
-    "locked tied stuck committed",
-    "seem seems look looks appear appears sound sounds",
-    "call meeting",
-    "big large huge",
-    "small little tiny",
-    "good great fine nice excellent",
-    "help helpful useful",
-    "need require requirement",
-    "use using used utilize",
-    "work works working compatible",
-    "team group",
-    "company business organization organisation org firm",
-    "customer customers client clients",
-    "tool tools software platform product solution system app",
-    "worried concerned nervous",
-    "issue problem concern",
-    "complicated complex",
-    "contract agreement",
-    "pilot trial poc",
-    "demo walkthrough",
-    "seat seats license licenses licence licences user users",
-    "rep reps seller sellers",
-    "data information info",
-    "question questions",
-    "follow following",
-)
-_SYNONYMS: dict[str, int] = {w: i for i, g in enumerate(_SYNONYM_GROUPS) for w in g.split()}
+_SYNONYMS: dict[str, int] = {w: i for i, g in enumerate(lexicon.SYNONYM_GROUPS) for w in g.split()}
 # Near-duplicates: this share of tokens in common makes a pair a minimal pair.
 _MINIMAL_PAIR_RATIO = 0.6
 
@@ -413,14 +235,11 @@ def _situation(text: str) -> str:
 
 def _prepare(text: str) -> str:
     out = plain(text)
-    for pattern, replacement in _ACRONYMS:
-        out = pattern.sub(replacement, out)
+    for acronym, word in _ACRONYMS:
+        out = acronym.sub(word, out)
     out = out.lower()
     for pattern, replacement in _CONTRACTIONS:
         out = pattern.sub(replacement, out)
-    out = re.sub(
-        r"\b(" + "|".join(_UNCONTRACT) + r") not\b", lambda m: _UNCONTRACT[m[1]] + " not", out
-    )
     return " ".join(out.split())
 
 
@@ -563,7 +382,7 @@ def _pronoun_one(phrase: str, text: str, end: int) -> bool:
     return not _COUNTED_ONE.match(text, end)
 
 
-_VERB_MONTHS = frozenset({"may", "mar", "march"})
+_VERB_MONTHS = lexicon.VERB_MONTHS
 _MONTH_CONTEXT = {
     word: re.compile(
         rf"\b(?:in|by|until|till|before|after|early|mid|late|end of|since|from|of) {word}\b"

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..model import Detection
 from ..taxonomy import OBJECTIONS, SITUATIONS, Situation, is_situation
+from . import lexicon
 from .lexicon import VENDORS
 from .text import Scanner, sentences
 
@@ -34,19 +35,12 @@ DISCOVERY_YIELD = 0.75
 OBJECTION_FLOOR = 2.5
 FULL_CUE = 2.5
 
-_NEGATORS = frozenset(
-    {"not", "no", "never", "hardly", "nothing", "nobody", "without", "nor", "cannot", "neither"}
-)
-_BARE_NEGATIONS = frozenset({"dont", "doesnt", "isnt", "cant", "wont", "didnt", "arent"})
-_HYPOTHETICAL = frozenset({"if", "unless", "whether"})
+# Negation, from rules/lexicon.toml (the guard reads the same words).
+_NEGATORS = lexicon.NEGATIONS
+_BARE_NEGATIONS = frozenset(lexicon.BARE_NEGATIONS)
+_HYPOTHETICAL = lexicon.HYPOTHETICAL
 # Words that open a new clause: a negation before them does not reach the cue after them.
-_SCOPE_BREAKS = frozenset(
-    {
-        "but", "and", "or", "so", "because", "though", "although", "however", "yet", "while",
-        "which", "that", "when", "until", "till", "before", "after", "since", "only", "just",
-        "even", "than",
-    }
-)  # fmt: skip
+_SCOPE_BREAKS = lexicon.CLAUSE_BREAKS
 _TOKEN = re.compile(r"[\w']+|[^\w\s']")
 _MONEY = re.compile(
     r"[$€£]\s?\d|\b\d[\d,]*(?:\.\d+)?\s?(?:k|usd|eur|gbp|dollars|euros|bucks)\b"

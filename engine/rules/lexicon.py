@@ -104,5 +104,73 @@ VENDORS: Final = Vendors.load()
 # Word tables -----------------------------------------------------------------------------------
 
 
-def _load_tables(path: Path = HERE / "lexicon.toml") -> dict[str, Any]:
-    return tomllib.loads(path.read_text("utf-8"))
+def _table(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
+    for part in path.split("."):
+        raw = raw[part]
+    if not isinstance(raw, dict):
+        raise ValueError(f"lexicon.toml: {path} must be a table")
+    return raw
+
+
+def _words(raw: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    *table, name = path.split(".")
+    value = _table(raw, ".".join(table))[name] if table else raw[name]
+    if isinstance(value, str):
+        value = value.split()
+    if not all(isinstance(word, str) for word in value):
+        raise ValueError(f"lexicon.toml: {path} must list words")
+    return tuple(value)
+
+
+def _names(raw: Mapping[str, Any], path: str) -> dict[str, str]:
+    table = _table(raw, path)
+    if not all(isinstance(value, str) for value in table.values()):
+        raise ValueError(f"lexicon.toml: {path} must map words to words")
+    return table
+
+
+def _amounts(raw: Mapping[str, Any], path: str) -> dict[str, float]:
+    table = _table(raw, path)
+    if not all(isinstance(value, int | float) for value in table.values()):
+        raise ValueError(f"lexicon.toml: {path} must map words to numbers")
+    return table
+
+
+_RAW: Final = tomllib.loads((HERE / "lexicon.toml").read_text("utf-8"))
+
+# Negation: what negates, how far it reaches, and what only supposes.
+NEGATIONS: Final = frozenset(_words(_RAW, "negation.words"))
+BARE_NEGATIONS: Final[Mapping[str, str]] = _names(_RAW, "negation.bare")
+CLAUSE_BREAKS: Final = frozenset(_words(_RAW, "negation.clause_breaks"))
+HYPOTHETICAL: Final = frozenset(_words(_RAW, "negation.hypothetical"))
+
+# Numbers.
+NUMBER_WORDS: Final[Mapping[str, float]] = _amounts(_RAW, "numbers.words")
+COMPOUND_NUMBERS: Final = _words(_RAW, "numbers.compound")
+SCALES: Final[Mapping[str, float]] = _amounts(_RAW, "numbers.scales")
+UNITS: Final[Mapping[str, float]] = _amounts(_RAW, "numbers.units")
+
+# Dates and periods.
+MONTHS: Final[Mapping[str, float]] = _amounts(_RAW, "dates.months")
+VERB_MONTHS: Final = frozenset(_words(_RAW, "dates.verb_months"))
+DAYS: Final = _words(_RAW, "dates.days")
+DATE_PLACING: Final = _words(_RAW, "dates.placing")
+PERIODS: Final[Mapping[str, str]] = _names(_RAW, "dates.periods")
+PERIOD_MODIFIERS: Final[Mapping[str, str]] = _names(_RAW, "dates.modifiers")
+
+# Directions and comparison.
+DIRECTIONS: Final[Mapping[str, str]] = _names(_RAW, "directions.words")
+MOTION: Final = _words(_RAW, "directions.motion")
+TIME_DIRECTIONS: Final[Mapping[str, str]] = _names(_RAW, "directions.time")
+AMOUNT_DIRECTIONS: Final[Mapping[str, str]] = _names(_RAW, "directions.amount")
+COMPARE_SKIP: Final = frozenset(_words(_RAW, "comparison.skip"))
+PRONOUNS: Final[Mapping[str, str]] = _names(_RAW, "comparison.pronouns")
+
+# Roles: (pattern, role name) pairs, earlier first.
+ROLES: Final[tuple[tuple[str, str], ...]] = tuple(
+    (str(pattern), str(name)) for pattern, name in _table(_RAW, "roles")["patterns"]
+)
+
+# Wording.
+STOPWORDS: Final = frozenset(_words(_RAW, "wording.stopwords"))
+SYNONYM_GROUPS: Final = _words(_RAW, "wording.synonyms")
