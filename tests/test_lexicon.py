@@ -1,15 +1,13 @@
 """The rules and the cache guard read one lexicon, so they agree on what a message says."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from engine.cache.guard import facts
+from engine.data import DATA
 from engine.rules.capture import capture
 from engine.rules.lexicon import VENDORS
-
-DATA = Path(__file__).parent / "data"
 
 
 def _texts() -> list[str]:
