@@ -6,7 +6,7 @@ Adapters live elsewhere: LLM providers in `engine.llm`, SQLite in `storage`, emb
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +44,9 @@ class StepRequest:
     # When the answer is due, on the time.perf_counter() clock: the turn's one budget, shared
     # by its steps. None: the provider's own per-call budget applies.
     deadline: float | None = None
+    # Generate only, when someone watches the reply being written: gets each piece of the
+    # reply's text as the model streams it (a provider that cannot stream never calls it).
+    on_reply: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from . import prompts
 from .pool import Pool
 from .pricing import PriceTable, default_prices
 from .prompts import Prompt, count_tokens
+from .reply_stream import ReplyTap
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,20 @@ class Progress:
     """What one in-flight call has produced so far; the router reads it (hedging, cancelled
     losers' tokens) while the call runs."""
 
-    __slots__ = ("first_token_at", "on_first_token", "parts", "tokens_in", "tokens_out")
+    __slots__ = (
+        "first_token_at",
+        "on_first_token",
+        "on_piece",
+        "parts",
+        "tokens_in",
+        "tokens_out",
+    )
 
     def __init__(self, on_first_token: Callable[[], None] | None = None) -> None:
         self.first_token_at: float | None = None
         self.on_first_token = on_first_token
+        # Sees every piece as it arrives (generate's reply streams out through it).
+        self.on_piece: Callable[[str], None] | None = None
         self.parts: list[str] = []
         self.tokens_in = 0
         self.tokens_out = 0
@@ -66,6 +76,8 @@ class Progress:
             if self.on_first_token is not None:
                 self.on_first_token()
         self.parts.append(piece)
+        if self.on_piece is not None:
+            self.on_piece(piece)
 
     @property
     def text(self) -> str:
@@ -114,7 +126,10 @@ class SDKProvider(ABC):
 
     # The Provider port: one call, no routing.
     async def complete(self, request: StepRequest) -> StepResult:
-        done = await self.run(prompts.build(request), timeout=self.timeout_s)
+        progress = Progress()
+        if request.on_reply is not None:
+            ReplyTap(request.on_reply).attach(progress, self)
+        done = await self.run(prompts.build(request), timeout=self.timeout_s, progress=progress)
         call = StepCall(
             step=request.step,
             provider=self.name,

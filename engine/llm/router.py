@@ -48,6 +48,7 @@ from .breaker import CircuitBreaker
 from .offline import OfflineProvider
 from .prompts import Prompt, count_tokens
 from .recorder import CallRecorder
+from .reply_stream import ReplyTap
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,8 @@ class Router:
         running: dict[asyncio.Task[Completion], _Attempt] = {}
         tries: Counter[str] = Counter()
         hedge_on: _Attempt | None = None
+        # Generate's reply streams out from the first attempt that writes some of it.
+        tap = ReplyTap(request.on_reply) if request.on_reply is not None else None
 
         def launch(
             provider: SDKProvider, *, hedge: bool = False, probe: bool = False
@@ -219,6 +222,8 @@ class Router:
             if not self.breakers[provider.key].acquire():
                 return None
             attempt = _Attempt(provider, hedge, probe)
+            if tap is not None:
+                tap.attach(attempt.progress, attempt)
             timeout = deadline - attempt.started
             task = asyncio.get_running_loop().create_task(
                 provider.run(prompt, timeout=timeout, progress=attempt.progress)
@@ -271,7 +276,11 @@ class Router:
                 if cfg.mode == "hedge" and queue and hedge_on is not None:
                     if hedge_on.outcome:  # it failed while another runs: watch the newest
                         hedge_on = max(running.values(), key=lambda a: (not a.probe, a.started))
-                    if hedge_on.progress.first_token_at is not None:
+                    if hedge_on.progress.first_token_at is not None or (
+                        tap is not None and tap.shown is not None
+                    ):
+                        # Hedging stops at the first token, and never starts once the rep
+                        # is reading a reply: a second answer would replace it.
                         hedge_on = None
                     else:
                         fire = hedge_on.started + self._hedge_delay(hedge_on, request)

@@ -1,15 +1,23 @@
-"""One turn, end to end: cache, capture ∥ detect, reconcile, select, generate, persist."""
+"""One turn, end to end: cache, capture ∥ detect, reconcile, select, generate, persist.
+
+`Engine.stream(turn)` runs it as a stream of events (engine.events): a status when a step
+starts, generate's reply as the model writes it, then the suggestion. `Engine.handle(turn)`
+is that stream's last event. A cache hit has no deltas: its card is whole at once. The offline
+tier, and any provider that does not stream, gives the reply as one delta at the end.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import EmptyMessage
+from ..events import Done, ReplyDelta, Status, TurnEvent
 from ..model import (
     Capture,
     Detection,
@@ -32,6 +40,7 @@ from ..taxonomy import is_situation
 from . import reconcile, steps
 
 TierPolicy = Callable[[str, str, Mapping[str, str]], Tier]
+Emit = Callable[[TurnEvent], None]
 
 
 def always_powerful(step: str, text: str, context: Mapping[str, str]) -> Tier:
@@ -78,13 +87,35 @@ class Engine:
 
     async def handle(self, turn: TurnInput) -> Suggestion:
         """Coach one prospect message: the suggestion, already stored with the thread."""
+        async for event in self.stream(turn):
+            if isinstance(event, Done):
+                return event.suggestion
+        raise AssertionError("a turn's stream ends with its suggestion")
+
+    async def stream(self, turn: TurnInput) -> AsyncGenerator[TurnEvent, None]:
+        """Coach one prospect message as events; the last is `Done` with the suggestion,
+        already stored. Closing the stream early cancels the turn."""
+        events: asyncio.Queue[TurnEvent | None] = asyncio.Queue()
+        task = asyncio.ensure_future(self._turn(turn, events.put_nowait))
+        task.add_done_callback(lambda _: events.put_nowait(None))
+        try:
+            while (event := await events.get()) is not None:
+                yield event
+            yield Done(task.result())  # or the turn's error
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _turn(self, turn: TurnInput, emit: Emit) -> Suggestion:
         text, notes = self._bounded(turn.text)
         async with self._thread(turn.key):
             started = time.perf_counter()
             context = await self.store.load(turn.key)
             suggestion = await self._cached(turn, text, context, started, notes)
             if suggestion is None:
-                suggestion = await self._fresh(turn, text, context, started, notes)
+                suggestion = await self._fresh(turn, text, context, started, notes, emit)
             await self.store.commit_turn(turn, suggestion)
             # A fallback answer is a stopgap: serving it from the cache would outlive the outage.
             fresh = suggestion.cache in ("miss", "bypass") and not suggestion.offline
@@ -93,8 +124,14 @@ class Engine:
             return suggestion
 
     async def analyse(
-        self, text: str, context: ThreadContext, deadline: float | None = None
+        self,
+        text: str,
+        context: ThreadContext,
+        deadline: float | None = None,
+        emit: Emit | None = None,
     ) -> Analysis:
+        emit = emit or _ignore
+        emit(Status("analyse"))
         before = context.values()
         tier = self.tiering
         style = self.settings.prompt_style
@@ -134,6 +171,7 @@ class Engine:
         )
         results: tuple[StepResult, ...] = (cap_result, det_result)
         if fired:
+            emit(Status("reconcile"))
             t1 = time.perf_counter()
             detection, again = await steps.detect(
                 self.llm, text, merged, history, tier("detect", text, merged), style, deadline
@@ -179,19 +217,29 @@ class Engine:
         context: ThreadContext,
         started: float,
         notes: tuple[str, ...],
+        emit: Emit,
     ) -> Suggestion:
         # One budget for the whole turn, shared by its steps; past it the offline tier answers.
         deadline = started + self.settings.turn_budget_s
+        reply = _ReplyFeed(emit)
         if self.settings.speculative:
             analysis, strategy, draft, gen_result, gen_ms = await self._speculate(
-                text, context, deadline
+                text, context, deadline, emit, reply
             )
         else:
-            analysis = await self.analyse(text, context, deadline)
+            analysis = await self.analyse(text, context, deadline, emit)
             strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
+            emit(Status("generate", analysis.detection.situation))
             draft, gen_result, gen_ms = await self._generate(
-                text, analysis.merged, context.history, analysis.detection, strategy, deadline
+                text,
+                analysis.merged,
+                context.history,
+                analysis.detection,
+                strategy,
+                deadline,
+                reply.write,
             )
+        reply.finish(draft.reply)
         step_ms = dict(analysis.step_ms) | {"generate": gen_ms}
         calls = (*(r.call for r in analysis.results), gen_result.call)
         if any(call.fallback for call in calls):
@@ -219,6 +267,7 @@ class Engine:
         detection: Detection,
         strategy: Strategy,
         deadline: float,
+        on_reply: Callable[[str], None],
     ) -> tuple[Draft, StepResult, float]:
         t0 = time.perf_counter()
         draft, result = await steps.generate(
@@ -231,36 +280,53 @@ class Engine:
             self.tiering("generate", text, slots),
             self.settings.prompt_style,
             deadline,
+            on_reply,
         )
         return draft, result, _ms(t0)
 
     async def _speculate(
-        self, text: str, context: ThreadContext, deadline: float
+        self,
+        text: str,
+        context: ThreadContext,
+        deadline: float,
+        emit: Emit,
+        reply: _ReplyFeed,
     ) -> tuple[Analysis, Strategy, Draft, StepResult, float]:
         """Generate on the offline tier's guess while capture and detect run; keep that draft
-        when the LLM's analysis selects the same strategy, else cancel it and generate again."""
+        when the LLM's analysis selects the same strategy, else cancel it and generate again.
+        The draft's text is held back until its strategy is confirmed: a rep never reads a
+        reply that is then taken back."""
         before = context.values()
         slots = before | dict(rules_capture(text, before).slots)
         guess = rules_detect(text, slots)
         guessed = steps.select(self.playbook, guess, slots)
+        held = _Held(reply)
         spec = asyncio.ensure_future(
-            self._generate(text, slots, context.history, guess, guessed, deadline)
+            self._generate(text, slots, context.history, guess, guessed, deadline, held.write)
         )
         self.speculation["started"] += 1
         try:
-            analysis = await self.analyse(text, context, deadline)
+            analysis = await self.analyse(text, context, deadline, emit)
             strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
         except BaseException:
             _abandon(spec)
             raise
+        emit(Status("generate", analysis.detection.situation))
         if strategy.name == guessed.name:
             self.speculation["kept"] += 1
+            held.release()
             draft, result, ms = await spec
             return analysis, strategy, draft, result, ms
         self.speculation["wasted"] += 1
         _abandon(spec)
         draft, result, ms = await self._generate(
-            text, analysis.merged, context.history, analysis.detection, strategy, deadline
+            text,
+            analysis.merged,
+            context.history,
+            analysis.detection,
+            strategy,
+            deadline,
+            reply.write,
         )
         return analysis, strategy, draft, result, ms
 
@@ -378,6 +444,53 @@ class _ThreadLock:
         engine._waiting[self.key] -= 1
         if not engine._waiting[self.key]:
             del engine._waiting[self.key], engine._locks[self.key]
+
+
+class _ReplyFeed:
+    """The reply deltas of one turn. When the draft is final, what it adds to the text shown
+    so far goes out as a last delta (all of it, for a provider that did not stream); a draft
+    that does not continue what was shown (another attempt won) adds nothing."""
+
+    __slots__ = ("emit", "shown")
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.shown = ""
+
+    def write(self, text: str) -> None:
+        self.shown += text
+        self.emit(ReplyDelta(text))
+
+    def finish(self, reply: str) -> None:
+        if len(reply) > len(self.shown) and reply.startswith(self.shown):
+            self.write(reply[len(self.shown) :])
+
+
+class _Held:
+    """A speculative draft's deltas, kept until its strategy is confirmed."""
+
+    __slots__ = ("parts", "released", "reply")
+
+    def __init__(self, reply: _ReplyFeed) -> None:
+        self.reply = reply
+        self.parts: list[str] = []
+        self.released = False
+
+    def write(self, text: str) -> None:
+        if self.released:
+            self.reply.write(text)
+        else:
+            self.parts.append(text)
+
+    def release(self) -> None:
+        self.released = True
+        if self.parts:
+            self.reply.write("".join(self.parts))
+            self.parts.clear()
+
+
+def _ignore(event: TurnEvent) -> None:
+    return None
 
 
 def _abandon(task: asyncio.Future[Any]) -> None:

@@ -6,7 +6,7 @@ taking one each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from ..errors import InvalidOutput
@@ -70,6 +70,7 @@ async def generate(
     tier: Tier,
     style: PromptStyle,
     deadline: float | None = None,
+    on_reply: Callable[[str], None] | None = None,
 ) -> tuple[Draft, StepResult]:
     request = StepRequest(
         "generate",
@@ -81,6 +82,7 @@ async def generate(
         detection=detection,
         strategy=strategy,
         deadline=deadline,
+        on_reply=on_reply,
     )
     result = await llm.complete(request)
     return _expect(result, Draft), result
