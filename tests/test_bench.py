@@ -22,7 +22,7 @@ ROW_KEYS = {
     "name", "adds", "group", "turns", "p50", "p95", "p99", "miss_p95", "hit_p99", "hit_rate",
     "reconcile_rate", "llm_steps_per_turn", "requests_per_turn", "requests_per_step",
     "tokens_in_per_turn", "tokens_out_per_turn", "cost_per_turn_usd", "p95_vs_baseline",
-    "speculation",
+    "speculation", "first_text_ms",
 }
 
 
@@ -93,6 +93,8 @@ def test_bench_smoke_writes_table_json_and_plot(
     for row in ran:
         assert set(row) >= ROW_KEYS, ROW_KEYS - set(row)
         assert row["turns"] == 10
+        # Each turn's first text shows no later than its card.
+        assert 0 < row["first_text_ms"]["p95"] <= row["p95"]
         assert len(doc["latencies_ms"][row["name"]]) == 10
         for line in table[2:]:
             if line.split("|")[1].strip() == row["name"]:

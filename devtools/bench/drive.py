@@ -2,7 +2,9 @@
 number in flight, the turns of one thread strictly in order.
 
 A closed-loop load generator: whenever a slot frees, the earliest-arriving turn whose thread
-has nothing in flight starts. Each turn's time is measured around `Engine.handle`, and, when
+has nothing in flight starts. Each turn's time is measured around `Engine.stream`, with the
+moment its first text became visible (the first reply delta, or the card when nothing streamed
+before it: a cache hit, an offline answer), and, when
 the engine's provider is wrapped in `TimedProvider`, so is the time spent inside provider calls
 (the union of their intervals, as capture and detect overlap). The benchmark scales only that
 part back to model time: engine work runs at real speed whatever the fake server's time_scale.
@@ -13,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.events import Done, ReplyDelta, TurnEvent
 from engine.model import Suggestion, ThreadKey, TurnInput
 from engine.ports import Provider, StepRequest, StepResult
 
@@ -63,17 +66,27 @@ def union_ms(spans: Sequence[tuple[float, float]]) -> float:
 class Timed:
     turn: Turn
     suggestion: Suggestion
-    ms: float  # wall time of handle(), in real milliseconds
+    ms: float  # wall time of the whole turn, in real milliseconds
     started: float  # perf_counter at the start
     provider_ms: float = 0.0  # wall time inside provider calls (union)
     cpu_ms: float = 0.0  # process CPU time over the turn (meaningful one turn at a time)
     provider_cpu_ms: float = 0.0
+    visible_ms: float = 0.0  # wall time until the first text a rep sees
+    visible_provider_ms: float = 0.0  # of which inside provider calls
 
     def model_ms(self, time_scale: float) -> float:
         """The turn's time with provider waits scaled back to model time."""
-        if time_scale <= 0:
-            return self.ms
-        return self.ms - self.provider_ms + self.provider_ms / time_scale
+        return _model(self.ms, self.provider_ms, time_scale)
+
+    def visible_model_ms(self, time_scale: float) -> float:
+        """Model time until the first text a rep sees."""
+        return _model(self.visible_ms, self.visible_provider_ms, time_scale)
+
+
+def _model(ms: float, provider_ms: float, time_scale: float) -> float:
+    if time_scale <= 0:
+        return ms
+    return ms - provider_ms + provider_ms / time_scale
 
 
 
@@ -86,7 +99,7 @@ def turn_input(turn: Turn, run: str) -> TurnInput:
 
 
 async def drive(
-    handle: Callable[[TurnInput], Awaitable[Suggestion]],
+    stream: Callable[[TurnInput], AsyncIterator[TurnEvent]],
     turns: Sequence[Turn],
     *,
     in_flight: int,
@@ -107,8 +120,17 @@ async def drive(
         spans: list[Span] = []
         _spans.set(spans)  # this task's own context: its child tasks inherit the list
         started, cpu = time.perf_counter(), time.process_time()
-        suggestion = await handle(turn_input(turn, run))
+        visible: float | None = None
+        suggestion: Suggestion | None = None
+        async for event in stream(turn_input(turn, run)):
+            if visible is None and isinstance(event, ReplyDelta | Done):
+                visible = time.perf_counter()
+            if isinstance(event, Done):
+                suggestion = event.suggestion
+        assert suggestion is not None and visible is not None
         ms = (time.perf_counter() - started) * 1000
+        # A provider call still running when the text showed counts up to that moment.
+        before = [(a, min(b, visible)) for a, b, _, _ in spans if a < visible]
         return Timed(
             turn,
             suggestion,
@@ -117,6 +139,8 @@ async def drive(
             provider_ms=union_ms([(a, b) for a, b, _, _ in spans]),
             cpu_ms=(time.process_time() - cpu) * 1000,
             provider_cpu_ms=union_ms([(c, d) for _, _, c, d in spans]),
+            visible_ms=(visible - started) * 1000,
+            visible_provider_ms=union_ms(before),
         )
 
     try:

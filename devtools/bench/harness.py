@@ -52,8 +52,6 @@ class RowResult:
     model_class: Callable[[str], str] = lambda m: "default"
     connections: int = 0
     error: str | None = None
-    # Per turn that ran generate: model ms until generate's first streamed token.
-    first_token: list[float] = field(default_factory=list)
 
     def latencies(self) -> list[float]:
         """End-to-end per turn, model milliseconds, arrival order."""
@@ -117,15 +115,15 @@ class RowResult:
             "tokens_out_per_turn": round(rate(tokens_out, n), 1),
             "cost_per_turn_usd": round(rate(cost, n), 6),
             "fallback_turns": fallback,
-            # What a rep would wait for if the reply streamed as generate writes it: cache
-            # hits show the whole card at once; a miss, generate's first token (the first of
-            # any request for it, so racing's and hedging's too).
-            "first_token_ms": {
-                k: round(v, 1) for k, v in quantiles([*hits, *self.first_token]).items()
+            # What a rep waits for before reading anything: the first reply delta of
+            # Engine.stream (a cache hit or an offline answer: the whole card).
+            "first_text_ms": {
+                k: round(v, 1)
+                for k, v in quantiles([t.visible_model_ms(self.time_scale) for t in self.timed])
+                .items()
             }
-            if self.first_token
+            if self.timed
             else None,
-            "first_token_matched": len(self.first_token),
             "step_ms": step_ms,
             "speculation": dict(self.speculation),
             "connections_opened": self.connections,
@@ -210,7 +208,7 @@ class Bench:
             self.server.reset()  # drop the warm-up requests: only turns are counted
             started = time.perf_counter()
             timed = await drive(
-                built.engine.handle,
+                built.engine.stream,
                 list(turns if turns is not None else self.workload.turns),
                 in_flight=in_flight,
                 run=config.name,
@@ -222,7 +220,6 @@ class Bench:
         await asyncio.sleep(0.05 * max(self.time_scale, 0.1))  # let the server log cut-offs
         profile = self.server.latency.profile
         records = [r for r in self.server.requests if r.endpoint != "models"]
-        first_token = first_tokens(timed, self.time_scale)
         return RowResult(
             config,
             timed,
@@ -232,20 +229,4 @@ class Bench:
             speculation,
             lambda model: profile.model_class(model).name,
             self.server.connections_opened - opened,
-            first_token=first_token,
         )
-
-
-def first_tokens(timed: Sequence[Timed], time_scale: float) -> list[float]:
-    """Each missed turn's model time until generate's first streamed token: the turn's time
-    less what generate streamed after that token (generate is the turn's last provider step)."""
-    out = []
-    for t in timed:
-        if t.suggestion.cache not in ("miss", "bypass"):
-            continue
-        generate = [c for c in t.suggestion.calls if c.step == "generate" and c.ttft_ms is not None]
-        if generate:
-            last = generate[-1]
-            after_first = (last.ms - (last.ttft_ms or 0.0)) / (time_scale if time_scale > 0 else 1)
-            out.append(t.model_ms(time_scale) - after_first)
-    return out

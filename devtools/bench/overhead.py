@@ -106,7 +106,7 @@ async def measure(
     samples: list[tuple[float, float, float]] = []
     async with _engine(base, out_dir / f"overhead-{provider}-latency.db", provider) as eng:
         warm = 100
-        timed = await drive(eng.handle, workload.turns[:latency_turns], in_flight=1, run="lat")
+        timed = await drive(eng.stream, workload.turns[:latency_turns], in_flight=1, run="lat")
         samples = [(t.ms, t.provider_ms, t.cpu_ms - t.provider_cpu_ms) for t in timed[warm:]]
     overhead = quantiles(total - inside for total, inside, _ in samples)
     say(f"overhead[{provider}]: p50 {overhead['p50']:.3f} ms p99 {overhead['p99']:.3f} ms")
@@ -114,9 +114,9 @@ async def measure(
     # 2. Throughput, many turns in flight.
     async with _engine(base, out_dir / f"overhead-{provider}-throughput.db", provider) as eng:
         turns = workload.turns[:throughput_turns]
-        await drive(eng.handle, turns[:200], in_flight=in_flight, run="warm")
+        await drive(eng.stream, turns[:200], in_flight=in_flight, run="warm")
         started = time.perf_counter()
-        await drive(eng.handle, turns, in_flight=in_flight, run="tp")
+        await drive(eng.stream, turns, in_flight=in_flight, run="tp")
         tps = len(turns) / (time.perf_counter() - started)
     say(f"overhead[{provider}]: {tps:.0f} turns/s with {in_flight} in flight")
 
@@ -139,7 +139,7 @@ async def measure(
         rss.append((0, rss_mb()))
         if memory_turns > 0:
             await drive(
-                eng.handle,
+                eng.stream,
                 workload.turns[:memory_turns],
                 in_flight=in_flight,
                 run="mem",
