@@ -24,10 +24,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from engine.inbox import InboxStore
 
+from .delivery import STREAM_METHODS
 from .inbox import Inbox
 from .listeners import Deps, register
 from .ops import Metrics, OpsServer, TimedMemo
@@ -49,8 +53,9 @@ def build_client(
     bot_token: str, api_url: str | None = None, session: aiohttp.ClientSession | None = None
 ) -> AsyncWebClient:
     """The bot's Web API client. slack_sdk retries only connection errors by default; rate
-    limits (429 + Retry-After) and 5xx are opted in here. bolt copies these settings into its
-    per-request clients."""
+    limits (429 + Retry-After) and 5xx are opted in here, except a rate-limited streaming
+    call, which falls back at once instead of waiting (bot.delivery). bolt copies these
+    settings into its per-request clients."""
     return AsyncWebClient(
         token=str(bot_token),
         base_url=api_base_url(api_url),
@@ -58,10 +63,26 @@ def build_client(
         timeout=30,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            _RateLimitRetry(max_retry_count=3),
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+
+
+class _RateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if request.url.rstrip("/").rsplit("/", 1)[-1] in STREAM_METHODS:
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
 
 
 def create_app(client: AsyncWebClient, deps: Deps) -> AsyncApp:

@@ -182,9 +182,20 @@ def _fenced(escaped: str, room: int) -> tuple[str, bool]:
     return f"```{truncate(body, room - 6)}```", True
 
 
-def streamed_lead(s: Suggestion) -> str:
-    title = SITUATION_TITLES.get(s.situation, s.situation)
+def streamed_lead(situation: str | None) -> str:
+    """The line a streamed reply starts with (markdown), before the reply's words."""
+    if not situation:
+        return "**Suggested reply:**\n\n"
+    title = SITUATION_TITLES.get(situation, situation)
     return f"**{escape_mrkdwn(title)}** · suggested reply:\n\n"
+
+
+def streamed_card(s: Suggestion) -> list[Block]:
+    """The card's blocks to go under a reply that streamed: all but the reply and its label
+    (the streamed text above them is the reply)."""
+    full = card(s).blocks
+    at = next(i for i, b in enumerate(full) if b.get("block_id") == "reply")
+    return full[: at - 1] + full[at + 1 :]
 
 
 # Stats ---------------------------------------------------------------------------------------

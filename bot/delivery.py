@@ -1,15 +1,30 @@
-"""Putting one reply into a Slack thread: streamed when the workspace allows it, else one post
-plus throttled `chat.update`s; either way it ends as the Block Kit card.
+"""Putting one reply into a Slack thread: streamed as the engine writes it when the workspace
+allows, else one post and one update; either way it ends as the coaching card.
 
-Streaming uses Slack's chat streaming API (`chat.startStream` / `appendStream` / `stopStream`,
-what bolt's `say_stream` wraps); a turn restarted from the inbox has no bolt context, so both
-paths call the Web API directly. The reply's `ts` is reported (`on_started`) as soon as the
-message exists, so the inbox can finish that same message after a crash.
+Streaming uses Slack's chat streaming API, what bolt's `say_stream` and slack_sdk's
+`chat_stream` wrap; a turn restarted from the inbox has no bolt context, and the batching and
+the workspace's rate budget are ours, so the Web API is called directly:
+
+- `chat.startStream` with the first text, at once (in channels with `recipient_user_id` and
+  `recipient_team_id`, which Slack requires there);
+- `chat.appendStream` with what was written since, at most once per `append_interval` per
+  message (never one call per token): text arriving in between waits for the next call;
+- `chat.stopStream` with the text still waiting and the card's blocks, rendered under the
+  streamed text. When the card must replace the text instead (the final reply is not what
+  streamed), or Slack already closed the stream (`message_not_in_streaming_state`, about five
+  minutes after it started), `chat.update` puts the whole card in.
+
+Start and stop are paid for together from the workspace's budget (`bot.ratelimit`) before the
+stream opens. Without budget, where streaming is unavailable, or when Slack answers
+`ratelimited`, the reply is one `chat.postMessage` with the first text and one `chat.update`
+with the card. The reply's `ts` is reported (`on_started`) as soon as the message exists, so
+the inbox finishes that same message after a crash instead of posting another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +33,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .blocks import Message
+from .blocks import Block, Message
+from .ratelimit import RateBudget
 from .text import truncate
 
 log = logging.getLogger("sales_agent.bot.delivery")
@@ -47,7 +63,9 @@ CHANNEL_ERRORS = frozenset(
 _STREAM_UNAVAILABLE = frozenset(
     {"unknown_method", "not_allowed", "feature_not_enabled", "method_deprecated", "not_supported"}
 )
+STREAM_METHODS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
 STREAM_TEXT_LIMIT = 11_000  # markdown_text takes 12,000 characters a call
+POST_TEXT_LIMIT = 3900
 
 
 def slack_error(exc: BaseException) -> str | None:
@@ -57,6 +75,13 @@ def slack_error(exc: BaseException) -> str | None:
         except Exception:
             return "unknown_error"
     return None
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    try:
+        return float(exc.response.headers.get("Retry-After", 1))
+    except (AttributeError, TypeError, ValueError):
+        return 1.0
 
 
 class Delivery:
@@ -69,7 +94,9 @@ class Delivery:
         recipient_user: str | None,
         recipient_team: str | None,
         stream: bool = True,
-        min_update_interval: float = 1.0,
+        budget: RateBudget | None = None,
+        team: str = "",
+        append_interval: float = 1.0,
         on_started: Callable[[str], Awaitable[None]] | None = None,
         on_stream_unavailable: Callable[[], None] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -80,32 +107,47 @@ class Delivery:
         self.recipient_user = recipient_user
         self.recipient_team = recipient_team
         self.mode = "stream" if stream else "post"
-        self.min_update_interval = min_update_interval
+        self.budget = budget or RateBudget()
+        self.team = team
+        self.append_interval = append_interval
         self.on_started = on_started
         self.on_stream_unavailable = on_stream_unavailable
         self.metadata = metadata
         self.ts: str | None = None
         self.streaming = False  # a stream is open and takes appends
-        self._text = ""
-        self._last_write = 0.0
+        self.shown = ""  # the text in Slack so far (streamed or posted)
+        self._pending = ""  # written, not yet in Slack
+        self._last_call = 0.0
+        self._flusher: asyncio.Task[None] | None = None
+        self._calling = False  # an appendStream is on the wire
+        self._ending = False  # finish() has begun: no more appends
+
+    @property
+    def pending(self) -> str:
+        """Written, not yet in Slack (it goes with the next append, or the stop)."""
+        return self._pending
 
     async def write(self, markdown: str) -> None:
-        """Add text to the reply as it is produced."""
+        """Add text to the reply as it is produced. The first text goes out at once; the rest
+        in batches (streamed), or with the card (posted)."""
         if not markdown:
             return
-        if self.mode == "stream":
-            await self._stream(markdown)
-        else:
-            await self._post_or_update(markdown)
-
-    async def finish(self, message: Message) -> str:
-        """End the reply as `message` (the card); returns the reply's ts."""
+        self._pending += markdown
         if self.ts is None:
+            await self._open()
+        elif self.streaming and self._flusher is None and not self._ending:
+            self._flusher = asyncio.get_running_loop().create_task(self._append_later())
+
+    async def finish(self, card: Message, closing: list[Block] | None = None) -> str:
+        """End the reply as the card: `closing` (the card's blocks but the streamed reply)
+        under the text shown, or else the whole `card` in place of it. Returns the reply's ts."""
+        await self._settle()
+        if self.ts is None:  # nothing was shown: the card is the reply (a cache hit)
             response = await self.client.chat_postMessage(
                 channel=self.channel,
                 thread_ts=self.thread_ts,
-                text=message.text,
-                blocks=message.blocks,
+                text=card.text,
+                blocks=card.blocks,
                 metadata=self.metadata,
                 unfurl_links=False,
                 unfurl_media=False,
@@ -113,103 +155,155 @@ class Delivery:
             await self._started(str(response["ts"]))
             assert self.ts is not None
             return self.ts
-        if self.streaming:
-            await self._stop_stream()
-        else:
-            await self._throttle()
-        await self._update(message)
+        if self.streaming and await self._stop(closing) and closing is not None:
+            return self.ts
+        await self._update(card)
         return self.ts
 
     async def resume(self, ts: str, message: Message) -> str:
         """Finish a reply an earlier attempt started (found in the inbox after a restart)."""
         self.ts = ts
         self.streaming = True  # it may still be an open stream: close it, quietly
-        await self._stop_stream()
+        await self._stop(None)
         await self._update(message)
         return ts
 
-    # Streaming ---------------------------------------------------------------------------
+    # Opening ---------------------------------------------------------------------------------
 
-    async def _stream(self, markdown: str) -> None:
-        markdown = truncate(markdown, STREAM_TEXT_LIMIT)
-        if self.ts is None:
-            try:
-                response = await self.client.chat_startStream(
-                    channel=self.channel,
-                    thread_ts=self.thread_ts,
-                    markdown_text=markdown,
-                    recipient_user_id=self.recipient_user,
-                    recipient_team_id=self.recipient_team,
-                )
-            except SlackApiError as exc:
-                error = slack_error(exc)
-                if error in CHANNEL_ERRORS and error != "missing_scope":
-                    raise
-                log.info("streaming unavailable here (%s): posting and updating instead", error)
-                unavailable = error in _STREAM_UNAVAILABLE or error == "missing_scope"
-                if unavailable and self.on_stream_unavailable is not None:
-                    self.on_stream_unavailable()
+    async def _open(self) -> None:
+        if self.mode == "stream":
+            if self.budget.take(self.team, "chat.startStream", "chat.stopStream"):
+                if await self._start_stream():
+                    return
+            else:
+                log.info("stream budget spent in %s: posting and updating instead", self.team)
                 self.mode = "post"
-                await self._post_or_update(markdown)
-                return
-            self.streaming = True
-            self._text = markdown
-            await self._started(str(response["ts"]))
-            return
-        if not self.streaming:
-            return  # the stream broke; the final update shows everything
+        await self._post()
+
+    async def _start_stream(self) -> bool:
+        text, self._pending = truncate(self._pending, STREAM_TEXT_LIMIT), ""
         try:
-            await self.client.chat_appendStream(
-                channel=self.channel, ts=self.ts, markdown_text=markdown
-            )
-            self._text += markdown
-        except SlackApiError as exc:
-            error = slack_error(exc)
-            if error in CHANNEL_ERRORS:
-                raise
-            # e.g. message_not_in_streaming_state: Slack ended the stream; chat.update finishes.
-            log.info("stream ended early (%s); the card will replace it", error)
-            self.streaming = False
-
-    async def _stop_stream(self) -> None:
-        assert self.ts is not None
-        try:
-            await self.client.chat_stopStream(channel=self.channel, ts=self.ts)
-        except SlackApiError as exc:
-            error = slack_error(exc)
-            if error in CHANNEL_ERRORS:
-                raise
-            log.debug("stopping the stream: %s", error)
-        self.streaming = False
-        self._last_write = time.monotonic()
-
-    # Post + throttled updates ----------------------------------------------------------------
-
-    async def _post_or_update(self, markdown: str) -> None:
-        self._text += markdown
-        # A message's `text` is mrkdwn, where bold is *one* star.
-        text = truncate(self._text.replace("**", "*"), 3900)
-        if self.ts is None:
-            response = await self.client.chat_postMessage(
+            response = await self.client.chat_startStream(
                 channel=self.channel,
                 thread_ts=self.thread_ts,
-                text=text,
-                metadata=self.metadata,
-                unfurl_links=False,
-                unfurl_media=False,
+                markdown_text=text,
+                recipient_user_id=self.recipient_user,
+                recipient_team_id=self.recipient_team,
             )
-            self._last_write = time.monotonic()
-            await self._started(str(response["ts"]))
-            return
-        if time.monotonic() - self._last_write < self.min_update_interval:
-            return  # coalesced: the next update, or the card, carries this text
-        await self.client.chat_update(channel=self.channel, ts=self.ts, text=text)
-        self._last_write = time.monotonic()
+        except SlackApiError as exc:
+            self._pending = text + self._pending
+            error = slack_error(exc)
+            if error in CHANNEL_ERRORS and error != "missing_scope":
+                raise
+            if error == "ratelimited":
+                self.budget.exhausted(self.team, "chat.startStream", _retry_after(exc))
+            log.info("not streaming this reply (%s): posting and updating instead", error)
+            unavailable = error in _STREAM_UNAVAILABLE or error == "missing_scope"
+            if unavailable and self.on_stream_unavailable is not None:
+                self.on_stream_unavailable()
+            self.mode = "post"
+            return False
+        self.streaming = True
+        self.shown = text
+        self._last_call = time.monotonic()
+        await self._started(str(response["ts"]))
+        return True
 
-    async def _throttle(self) -> None:
-        wait = self._last_write + self.min_update_interval - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+    async def _post(self) -> None:
+        text, self._pending = self._pending, ""
+        self.shown = text
+        response = await self.client.chat_postMessage(
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            text=_mrkdwn(text),
+            metadata=self.metadata,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        self._last_call = time.monotonic()
+        await self._started(str(response["ts"]))
+
+    # Appending -------------------------------------------------------------------------------
+
+    async def _append_later(self) -> None:
+        try:
+            wait = self._last_call + self.append_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._calling = True
+            await self._append()
+        finally:
+            self._calling = False
+            self._flusher = None
+            if self._pending and self.streaming and not self._ending:  # written meanwhile
+                self._flusher = asyncio.get_running_loop().create_task(self._append_later())
+
+    async def _append(self) -> None:
+        if not self._pending or not self.streaming or self.ts is None:
+            return
+        if not self.budget.take(self.team, "chat.appendStream"):
+            self._last_call = time.monotonic()  # try again a batch later; stop carries it
+            return
+        text, self._pending = truncate(self._pending, STREAM_TEXT_LIMIT), ""
+        try:
+            await self.client.chat_appendStream(
+                channel=self.channel, ts=self.ts, markdown_text=text
+            )
+            self.shown += text
+        except SlackApiError as exc:
+            self._pending = text + self._pending
+            error = slack_error(exc)
+            if error in CHANNEL_ERRORS:
+                raise
+            if error == "ratelimited":
+                self.budget.exhausted(self.team, "chat.appendStream", _retry_after(exc))
+            else:
+                # e.g. message_not_in_streaming_state: Slack ended the stream; the card
+                # replaces it with chat.update.
+                log.info("stream ended early (%s); the card will replace it", error)
+                self.streaming = False
+        finally:
+            self._last_call = time.monotonic()
+
+    async def _settle(self) -> None:
+        """Let an append on the wire land; drop one that is only waiting (stop carries it)."""
+        self._ending = True
+        flusher = self._flusher
+        if flusher is None:
+            return
+        if not self._calling:
+            flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await flusher
+        self._flusher = None
+
+    # Stopping --------------------------------------------------------------------------------
+
+    async def _stop(self, closing: list[Block] | None) -> bool:
+        """Close the stream with the waiting text and `closing` under it; False when Slack
+        had closed it already, or refused (the caller then updates the message)."""
+        assert self.ts is not None
+        args: dict[str, Any] = {"channel": self.channel, "ts": self.ts}
+        if self._pending:
+            args["markdown_text"] = truncate(self._pending, STREAM_TEXT_LIMIT)
+        if closing is not None:
+            args["blocks"] = closing
+            args["metadata"] = self.metadata
+        self.streaming = False
+        try:
+            await self.client.chat_stopStream(**args)
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error in CHANNEL_ERRORS:
+                raise
+            if error == "ratelimited":
+                self.budget.exhausted(self.team, "chat.stopStream", _retry_after(exc))
+            log.info("stopping the stream: %s; the card replaces it", error)
+            return False
+        self.shown += self._pending
+        self._pending = ""
+        self._last_call = time.monotonic()
+        return True
 
     async def _update(self, message: Message) -> None:
         assert self.ts is not None
@@ -220,9 +314,14 @@ class Delivery:
             blocks=message.blocks,
             metadata=self.metadata,
         )
-        self._last_write = time.monotonic()
+        self._last_call = time.monotonic()
 
     async def _started(self, ts: str) -> None:
         self.ts = ts
         if self.on_started is not None:
             await self.on_started(ts)
+
+
+def _mrkdwn(markdown: str) -> str:
+    """A message's `text` is mrkdwn, where bold is *one* star."""
+    return truncate(markdown.replace("**", "*"), POST_TEXT_LIMIT)

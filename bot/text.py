@@ -84,3 +84,28 @@ def truncate(text: str, limit: int, mark: str = CUT_MARK) -> str:
     if space >= room * 0.8:
         cut = cut[:space]
     return (cut.rstrip() + mark)[:limit]
+
+
+class MrkdwnStream:
+    """Text arriving in pieces, escaped as `escape_mrkdwn` escapes it whole.
+
+    Escaping is per character except an @ that starts a keyword, which depends on the next
+    character: a trailing @ waits for the next piece (or `rest()`)."""
+
+    __slots__ = ("_raw", "_sent")
+
+    def __init__(self) -> None:
+        self._raw = ""
+        self._sent = 0
+
+    def feed(self, piece: str) -> str:
+        self._raw += piece
+        return self._emit(escape_mrkdwn(self._raw.rstrip("@")))
+
+    def rest(self) -> str:
+        return self._emit(escape_mrkdwn(self._raw))
+
+    def _emit(self, escaped: str) -> str:
+        out = escaped[self._sent :]
+        self._sent = len(escaped)
+        return out

@@ -7,9 +7,10 @@ the turn as a task; listeners return at once, so Slack gets its ack. A turn:
    Slack or the network fails for a while the turn is tried again after a backoff);
 2. shows it is working within a second: `assistant.threads.setStatus` ("reading the deal…"),
    or an :eyes: reaction where status is unavailable;
-3. asks the engine (or reuses the suggestion an earlier attempt stored);
-4. streams the reply into the thread and finishes it as the card (`bot.delivery`);
-5. marks the inbox row done.
+3. asks the engine (or reuses the suggestion an earlier attempt stored), and streams its reply
+   into the thread as the engine writes it, finishing it as the card (`bot.delivery`); a cache
+   hit, or a suggestion an earlier attempt stored, is posted as the card at once;
+4. marks the inbox row done.
 
 At start-up `recover()` runs every pending row again; a row that already has a reply `ts`
 finishes that message rather than posting another. On shutdown in-flight turns get
@@ -19,11 +20,11 @@ finishes that message rather than posting another. On shutdown in-flight turns g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import re
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
@@ -31,6 +32,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from engine.errors import EmptyMessage
+from engine.events import Done, ReplyDelta, Status, TurnEvent
 from engine.inbox import InboxItem
 from engine.model import Suggestion, ThreadKey, TurnInput
 from engine.stats import StatsReport
@@ -39,7 +41,8 @@ from . import blocks
 from .delivery import CHANNEL_ERRORS, Delivery, slack_error
 from .inbox import Inbox
 from .ops import Metrics
-from .text import escape_mrkdwn
+from .ratelimit import STREAM_LIMITS, RateBudget
+from .text import MrkdwnStream, escape_mrkdwn
 
 log = logging.getLogger("sales_agent.bot.turns")
 
@@ -49,7 +52,7 @@ METADATA_EVENT = "sales_agent_turn"
 class Coach(Protocol):
     """What the bot needs from the engine (`engine.pipeline.orchestrator.Engine`)."""
 
-    async def handle(self, turn: TurnInput) -> Suggestion: ...
+    def stream(self, turn: TurnInput) -> AsyncGenerator[TurnEvent, None]: ...
 
     async def answered(self, message_id: str) -> Suggestion | None: ...
 
@@ -68,7 +71,9 @@ class BotConfig:
     status_text: str = "reading the deal…"
     working_reaction: str = "eyes"
     stream: bool = True
-    min_update_interval: float = 1.0  # chat.update at most about once a second
+    append_interval: float = 1.0  # chat.appendStream at most about once a second a message
+    # Calls a minute per workspace for the streaming methods (Slack's tiers, bot.ratelimit).
+    stream_limits: Mapping[str, int] = field(default_factory=lambda: dict(STREAM_LIMITS))
     max_concurrent_turns: int = 16
     max_attempts: int = 3
     retry_backoff: float = 2.0  # seconds before a turn Slack failed is tried again (doubling)
@@ -111,6 +116,7 @@ class TurnRunner:
         self._warned_channels: set[tuple[str, str]] = set()
         self._status_unavailable: set[str] = set()  # channel kinds (C, G, D) without status
         self._stream_unavailable = not config.stream
+        self.budget = RateBudget(config.stream_limits)  # per workspace
 
     # Accepting -------------------------------------------------------------------------------
 
@@ -244,17 +250,11 @@ class TurnRunner:
             suggestion = await self.engine.answered(item.id)
             if suggestion is not None:
                 await self.inbox.store.set_suggestion(item.id, suggestion.id)
+        # A reply already started (a restart) is finished, never streamed into again.
+        writer = _ReplyWriter(delivery, working, live=not item.reply_ts)
         if suggestion is None:
             try:
-                suggestion = await self.engine.handle(
-                    TurnInput(
-                        key=item.key,
-                        text=item.text,
-                        message_id=item.id,
-                        author=item.user or "rep",
-                        ts=_float(item.ts),
-                    )
-                )
+                suggestion = await self._coach(item, writer)
             except EmptyMessage:
                 if working is not None:
                     await asyncio.shield(working)
@@ -272,10 +272,28 @@ class TurnRunner:
         if item.reply_ts:
             await delivery.resume(item.reply_ts, card)
         else:
-            for piece in stream_pieces(blocks.streamed_lead(suggestion), suggestion.reply):
-                await delivery.write(piece)
-            await delivery.finish(card)
+            await writer.finish(suggestion, card)
         return "card", suggestion.id
+
+    async def _coach(self, item: InboxItem, writer: _ReplyWriter) -> Suggestion:
+        """Run the engine's turn, writing its reply into the thread as it comes."""
+        turn = TurnInput(
+            key=item.key,
+            text=item.text,
+            message_id=item.id,
+            author=item.user or "rep",
+            ts=_float(item.ts),
+        )
+        # Closing the stream (a Slack error while writing) cancels the engine's turn.
+        async with contextlib.aclosing(self.engine.stream(turn)) as events:
+            async for event in events:
+                if isinstance(event, Status):
+                    writer.status(event)
+                elif isinstance(event, ReplyDelta):
+                    await writer.write(event.text)
+                elif isinstance(event, Done):
+                    return event.suggestion
+        raise AssertionError("a turn's stream ends with its suggestion")
 
     def _delivery(self, item: InboxItem) -> Delivery:
         async def started(ts: str) -> None:
@@ -291,7 +309,9 @@ class TurnRunner:
             recipient_user=item.user or None,
             recipient_team=item.team or None,
             stream=not self._stream_unavailable,
-            min_update_interval=self.config.min_update_interval,
+            budget=self.budget,
+            team=item.team,
+            append_interval=self.config.append_interval,
             on_started=started,
             on_stream_unavailable=unavailable,
             metadata={"event_type": METADATA_EVENT, "event_payload": {"inbox_id": item.id}},
@@ -370,23 +390,42 @@ class TurnRunner:
         log.warning("cannot post in channel %s: %s%s", channel, error, hint)
 
 
-def stream_pieces(lead: str, reply: str, pieces: int = 4) -> list[str]:
-    """The lead line, then the reply in a few word-aligned pieces, ready to stream."""
-    text = escape_mrkdwn(reply)
-    if not text:
-        return [lead]
-    words = re.split(r"(?<=\s)", text)
-    size = max(len(text) // pieces, 40)
-    out = [lead]
-    current = ""
-    for word in words:
-        current += word
-        if len(current) >= size:
-            out.append(current)
-            current = ""
-    if current:
-        out.append(current)
-    return out
+class _ReplyWriter:
+    """The engine's reply deltas into one Delivery: the situation's lead line, then the reply
+    escaped for Slack as it arrives; at the end, the card."""
+
+    def __init__(
+        self, delivery: Delivery, working: asyncio.Task[str | None] | None, *, live: bool
+    ) -> None:
+        self.delivery = delivery
+        self.working = working
+        self.live = live
+        self.situation: str | None = None
+        self.lead = ""
+        self.reply = MrkdwnStream()
+
+    def status(self, event: Status) -> None:
+        if event.step == "generate":
+            self.situation = event.situation
+
+    async def write(self, text: str) -> None:
+        if not self.live:
+            return
+        first = ""
+        if not self.lead:
+            if self.working is not None:
+                await asyncio.shield(self.working)  # the status shows before the reply
+            first = self.lead = blocks.streamed_lead(self.situation)
+        await self.delivery.write(first + self.reply.feed(text))
+
+    async def finish(self, suggestion: Suggestion, card: blocks.Message) -> None:
+        """The card's other blocks under the streamed reply when that is the reply in full;
+        else the whole card in place of what streamed."""
+        if self.lead:
+            await self.delivery.write(self.reply.rest())
+        whole = self.lead + escape_mrkdwn(suggestion.reply)
+        streamed = bool(self.lead) and self.delivery.shown + self.delivery.pending == whole
+        await self.delivery.finish(card, blocks.streamed_card(suggestion) if streamed else None)
 
 
 def _transient(exc: SlackApiError) -> bool:

@@ -10,8 +10,14 @@ import pytest
 
 from bot import blocks
 from bot.blocks import card, fit, stats_message
-from bot.text import CUT_MARK, WORD_JOINER, clean_incoming, escape_mrkdwn, truncate
-from bot.turns import stream_pieces
+from bot.text import (
+    CUT_MARK,
+    WORD_JOINER,
+    MrkdwnStream,
+    clean_incoming,
+    escape_mrkdwn,
+    truncate,
+)
 from engine.model import StepCall, Suggestion, ThreadKey
 from engine.ports import CallRecord, TurnRecord
 from engine.stats import build_report
@@ -153,11 +159,23 @@ def test_stats_message_shows_real_figures_and_escapes_names() -> None:
     assert "Reconcile" in only and "Latency" not in only
 
 
-def test_stream_pieces_rebuild_the_escaped_reply() -> None:
-    reply = "Fair point <!here> & thanks. " * 10
-    pieces = stream_pieces("**Lead**\n\n", reply)
-    assert pieces[0] == "**Lead**\n\n" and 2 <= len(pieces) <= 6
-    assert "".join(pieces[1:]) == escape_mrkdwn(reply)
+@pytest.mark.parametrize("size", [1, 2, 7])
+def test_streamed_pieces_escape_to_the_whole_replys_escaping(size: int) -> None:
+    reply = "Fair point <!here> & thanks @channel, ann@acme.com @@here. " * 3 + "@"
+    stream = MrkdwnStream()
+    pieces = [stream.feed(reply[i : i + size]) for i in range(0, len(reply), size)]
+    assert "".join(pieces) + stream.rest() == escape_mrkdwn(reply)
+    assert "<!here>" not in "".join(pieces) and "@channel" not in "".join(pieces)
+
+
+def test_a_streamed_card_is_the_card_without_its_reply() -> None:
+    s = suggestion()
+    under = blocks.streamed_card(s)
+    validate(under)
+    full = blocks.card(s).blocks
+    assert len(under) == len(full) - 2
+    assert all(b.get("block_id") != "reply" for b in under)
+    assert "Suggested reply" not in json.dumps(under)
 
 
 def test_help_and_notices_fit() -> None:

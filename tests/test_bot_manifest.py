@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from bot.listeners.commands import COMMAND
+from bot.listeners.events import SUGGESTED_PROMPTS
 
 ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.timeout(10)
@@ -48,5 +49,10 @@ def test_manifest_is_complete_for_socket_mode() -> None:
     assert command["command"] == COMMAND and "url" not in command  # Socket Mode: no URL
     assert m["features"]["app_home"]["messages_tab_enabled"] is True
     assert m["features"]["app_home"]["messages_tab_read_only_enabled"] is False
-    assert m["features"]["assistant_view"]["assistant_description"]
+    # Slack's current agent surface: agent_view (assistant_view is being deprecated), with
+    # the same suggested prompts the bot sets in each new thread.
+    agent = m["features"]["agent_view"]
+    assert agent["agent_description"] and "assistant_view" not in m["features"]
+    assert agent["suggested_prompts"] == SUGGESTED_PROMPTS
+    assert "app_context_changed" in settings["event_subscriptions"]["bot_events"]
     assert 175 <= len(m["display_information"]["long_description"]) <= 4000

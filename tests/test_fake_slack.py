@@ -396,6 +396,28 @@ async def test_token_checks_and_channel_errors():
     await _drain_tasks()
 
 
+async def test_streams_expire_and_methods_have_a_rate_budget():
+    async with FakeSlack(stream_lifetime=0.2, rate_limits={"chat.startStream": 2}) as fake:
+        bot = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)  # no retry handler
+        args = {"channel": "D1", "thread_ts": "1700000000.000100"}
+        first = await bot.chat_startStream(markdown_text="Hel", **args)
+        await bot.chat_appendStream(channel="D1", ts=first["ts"], markdown_text="lo")
+        second = await bot.chat_startStream(markdown_text="x", **args)
+        with pytest.raises(SlackApiError) as limited:
+            await bot.chat_startStream(markdown_text="y", **args)
+        response = limited.value.response
+        assert response.status_code == 429 and response["error"] == "ratelimited"
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        await asyncio.sleep(0.25)  # past the stream's lifetime: Slack closed it
+        with pytest.raises(SlackApiError) as closed:
+            await bot.chat_stopStream(channel="D1", ts=second["ts"])
+        assert closed.value.response["error"] == "message_not_in_streaming_state"
+        assert fake.stream(first["ts"]).text == "Hello"
+        assert [c.status for c in fake.calls_to("chat.startStream")] == [200, 200, 429]
+        assert fake.server_errors == []
+    await _drain_tasks()
+
+
 async def test_reconnect_after_disconnect(stack: Stack):
     fake, app = stack.fake, stack.app
 

@@ -29,13 +29,14 @@ def _serve() -> int:
     if delay:
         from engine.pipeline.orchestrator import Engine
 
-        original = Engine.handle
+        original = Engine.stream
 
-        async def slow_handle(self: Engine, turn: Any) -> Any:
+        async def slow_stream(self: Engine, turn: Any) -> Any:
             await asyncio.sleep(delay)
-            return await original(self, turn)
+            async for event in original(self, turn):
+                yield event
 
-        Engine.handle = slow_handle  # type: ignore[method-assign]
+        Engine.stream = slow_stream  # type: ignore[method-assign]
     import app
 
     return app.main(["run"])
@@ -107,7 +108,7 @@ async def test_killed_mid_turn_the_reply_is_posted_exactly_once_after_restart(
         proc = await _spawn(fake, db, log, delay=0.0)
         try:
             await fake.wait_connected(timeout=20, count=2)
-            await fake.wait_for_call("chat.update", timeout=20)
+            await fake.wait_for_call("chat.stopStream", timeout=20)  # the card closes it
             deadline = time.monotonic() + 10
             while (_row(db, item_id) or ("",))[0] != "done" and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)

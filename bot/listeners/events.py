@@ -75,6 +75,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def on_context_changed() -> None:
         return None  # the thread key does not depend on the channel the rep is looking at
 
+    @app.event("app_context_changed")
+    async def on_app_context_changed() -> None:
+        return None  # agent_view's "what the rep is viewing": the same, acked and ignored
+
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab") == "home" and event.get("user"):

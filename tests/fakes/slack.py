@@ -32,8 +32,14 @@ Notes on fidelity (what the fake enforces, see the docstrings for details):
 * ``chat.update``/``chat.delete``/``reactions.*`` need an existing message
   (``message_not_found``); only the bot's own messages can be updated/deleted.
 * streams: ``chat.appendStream``/``chat.stopStream`` on a stopped (or ``expire_stream``-ed)
-  stream answer ``message_not_in_streaming_state``; ``chat.startStream`` needs ``thread_ts``
-  and, in channels (C/G ids), ``recipient_user_id`` + ``recipient_team_id``.
+  stream answer ``message_not_in_streaming_state``, as does a stream older than
+  ``stream_lifetime`` seconds (Slack closes streams after about five minutes);
+  ``chat.startStream`` needs ``thread_ts`` and, in channels (C/G ids), ``recipient_user_id`` +
+  ``recipient_team_id``.
+* rate limits: ``rate_limits={"chat.startStream": 20, ...}`` allows that many calls of a method
+  per ``rate_window`` seconds (Slack's tiers are per minute, per workspace); past it a call
+  answers HTTP 429 ``ratelimited`` with ``Retry-After`` (whole seconds until a call leaves the
+  window), and is recorded like any other call.
 """
 
 from __future__ import annotations
@@ -605,6 +611,7 @@ class StreamRecord:
     metadata: dict | None = None
     append_calls: int = 0
     start_args: dict = field(default_factory=dict)
+    started_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -649,6 +656,9 @@ class FakeSlack:
         valid_tokens: set | None = None,
         strict_blocks: bool = True,
         require_stream_recipients: bool = True,
+        stream_lifetime: float = 300.0,
+        rate_limits: dict[str, int] | None = None,
+        rate_window: float = 60.0,
         host: str = "127.0.0.1",
     ) -> None:
         self.host = host
@@ -656,6 +666,10 @@ class FakeSlack:
         self.valid_tokens = set(valid_tokens) if valid_tokens is not None else None
         self.strict_blocks = strict_blocks
         self.require_stream_recipients = require_stream_recipients
+        self.stream_lifetime = stream_lifetime
+        self.rate_limits = dict(rate_limits or {})
+        self.rate_window = rate_window
+        self._rate_calls: dict[str, list[float]] = {}
 
         self.calls: list[ApiCall] = []
         self.unknown_methods: list[str] = []
@@ -1404,6 +1418,12 @@ class FakeSlack:
                 headers["Retry-After"] = str(fault.retry_after)
             return self._finish(request, method, args, token, at, fault.status, body, headers)
 
+        retry_after = self._over_rate(method, at)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+            body = {"ok": False, "error": "ratelimited"}
+            return self._finish(request, method, args, token, at, 429, body, headers)
+
         auth_error = self._auth_error(method, token)
         if auth_error:
             body = {"ok": False, "error": auth_error}
@@ -1454,6 +1474,19 @@ class FakeSlack:
         )
         self._bump()
         return web.json_response(body, status=status, headers=headers)
+
+    def _over_rate(self, method: str, at: float) -> int | None:
+        """Seconds to wait when ``method`` is past its budget for the window, else None (and
+        the call is counted)."""
+        limit = self.rate_limits.get(method)
+        if limit is None:
+            return None
+        calls = self._rate_calls.setdefault(method, [])
+        calls[:] = [t for t in calls if t > at - self.rate_window]
+        if len(calls) >= limit:
+            return max(1, int(calls[0] + self.rate_window - at + 0.999))
+        calls.append(at)
+        return None
 
     def _take_fault(self, method: str, args: dict) -> _Fault | None:
         for key in (method, "*"):
@@ -1916,6 +1949,10 @@ class FakeSlack:
         stored = self._find(channel, ts)
         if record is None or stored is None or record.channel != channel:
             raise _ApiError("message_not_found")
+        if record.state == "streaming" and (
+            time.monotonic() - record.started_at > self.stream_lifetime
+        ):
+            record.state = "expired"  # Slack closed it
         if record.state != "streaming":
             raise _ApiError("message_not_in_streaming_state")
         return record, stored
