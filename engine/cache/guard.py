@@ -50,11 +50,6 @@ REASONS = (
 )
 
 
-def _alternatives(words: Iterable[str]) -> str:
-    """A regular-expression alternation of `words`, longest first."""
-    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-
-
 # The word tables are rules/lexicon.toml, shared with the offline rules; the patterns that
 # put them together stay here.
 _CONTRACTIONS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
@@ -64,7 +59,7 @@ _CONTRACTIONS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]
     (re.compile(r"\bain'?t\b"), "is not"),
     (re.compile(r"n't\b"), " not"),
     (
-        re.compile(r"\b(" + _alternatives(lexicon.BARE_NEGATIONS) + r")\b"),
+        re.compile(r"\b(" + lexicon.alternatives(lexicon.BARE_NEGATIONS) + r")\b"),
         lambda m: lexicon.BARE_NEGATIONS[m[1]] + " not",
     ),
     (re.compile(r"'re\b"), " are"),
@@ -93,18 +88,11 @@ _UNITS = lexicon.UNITS
 _SMALL = lexicon.NUMBER_WORDS
 _SCALES = lexicon.SCALES
 _WORD_NUMBER = re.compile(
-    r"\b(?:(?:" + _alternatives(["a", *_SMALL]) + r")"
-    r"(?:[- ](?:" + _alternatives([*lexicon.COMPOUND_NUMBERS, *_SCALES]) + r"))*"
-    r"(?:[- ](?:" + _alternatives(_SCALES) + r"))?)\b"
+    r"\b(?:(?:" + lexicon.alternatives(["a", *_SMALL]) + r")"
+    r"(?:[- ](?:" + lexicon.alternatives([*lexicon.COMPOUND_NUMBERS, *_SCALES]) + r"))*"
+    r"(?:[- ](?:" + lexicon.alternatives(_SCALES) + r"))?)\b"
 )
-_CURRENCY = r"(?:usd|eur|gbp|dollars?|euros?|pounds?|bucks)"
-_MONEY = re.compile(
-    r"(?P<cur>[$€£])\s?(?P<num>\d[\d,]*(?:\.\d+)?)\s?(?P<unit>k|mm|m|bn|b|thousand|million|"
-    r"billion|grand)?\b"
-    r"|\b(?P<num2>\d[\d,]*(?:\.\d+)?)\s?(?P<unit2>k|mm|m|bn|thousand|million|billion)?\s?"
-    r"(?P<cur2>" + _CURRENCY + r")\b"
-    r"|\b(?P<fig>(?:low|mid|high)?[- ]?(?:five|six|seven|eight)|\d)[- ]figures?\b"
-)
+_MONEY = lexicon.MONEY
 _PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|pct\b)")
 _CLOCK = re.compile(r"\b(\d{1,2})(?::(\d\d))?\s?(am|pm)\b|\b(\d{1,2}):(\d\d)\b")
 _PLAIN_NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(k|m|x|st|nd|rd|th)?(?![\w])")
@@ -114,12 +102,12 @@ _DAYS = lexicon.DAYS
 _UNIT_WORDS = lexicon.PERIODS
 _UNIT_MODIFIERS = lexicon.PERIOD_MODIFIERS
 _DATE_WORDS = re.compile(
-    r"(?:\b(" + _alternatives(lexicon.DATE_PLACING) + r") )?"
-    r"\b(" + _alternatives([*_MONTHS, *_DAYS]) + r")\b"
+    r"(?:\b(" + lexicon.alternatives(lexicon.DATE_PLACING) + r") )?"
+    r"\b(" + lexicon.alternatives([*_MONTHS, *_DAYS]) + r")\b"
 )
 _UNIT_RE = re.compile(
-    r"(?:\b(" + _alternatives(m for m in _UNIT_MODIFIERS if m != "/") + r")\s+|/\s?)?"
-    r"\b(" + _alternatives(_UNIT_WORDS) + r")\b"
+    r"(?:\b(" + lexicon.alternatives(m for m in _UNIT_MODIFIERS if m != "/") + r")\s+|/\s?)?"
+    r"\b(" + lexicon.alternatives(_UNIT_WORDS) + r")\b"
 )
 _YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
 
@@ -129,13 +117,13 @@ _DIRECTIONS = lexicon.DIRECTIONS
 # "over $20k"; elsewhere ("set up", "send over", "before anything else") they are idiom.
 _CONTEXTUAL_DIRECTIONS: tuple[tuple[re.Pattern[str], Mapping[str, str]], ...] = (
     (
-        re.compile(r"\b(?:" + _alternatives(lexicon.MOTION) + r") (up|down)\b"),
+        re.compile(r"\b(?:" + lexicon.alternatives(lexicon.MOTION) + r") (up|down)\b"),
         {"up": "up", "down": "down"},
     ),
     (re.compile(r"\bup to (?=[$€£\d])"), {"": "most"}),
     (
         re.compile(
-            r"\b(" + _alternatives(lexicon.TIME_DIRECTIONS) + r")"
+            r"\b(" + lexicon.alternatives(lexicon.TIME_DIRECTIONS) + r")"
             r" (?=(?:the |this |next |our |a )?(?:end|start|beginning|middle|[$€£\d]|q[1-4]\b|"
             r"h[12]\b|fy|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|"
             r"sat|sun|today|tomorrow|tonight|week|month|quarter|year|noon|midnight|eo[dwmqy]))"
@@ -143,7 +131,9 @@ _CONTEXTUAL_DIRECTIONS: tuple[tuple[re.Pattern[str], Mapping[str, str]], ...] = 
         lexicon.TIME_DIRECTIONS,
     ),
     (
-        re.compile(r"\b(" + _alternatives(lexicon.AMOUNT_DIRECTIONS) + r") (?=(?:a |an )?[$€£\d])"),
+        re.compile(
+            r"\b(" + lexicon.alternatives(lexicon.AMOUNT_DIRECTIONS) + r") (?=(?:a |an )?[$€£\d])"
+        ),
         lexicon.AMOUNT_DIRECTIONS,
     ),
 )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..model import Capture
 from ..taxonomy import OBJECTIONS, SITUATION_SPECS, Situation
+from . import lexicon
 from .detect import LEXICON, Reading, detect, negated, read
 from .text import Scan, Scanner
 
@@ -101,13 +102,13 @@ _TEAM_SIZE = [
         False,
     ),
 ]
+# An amount (the lexicon's money pattern, with its rate: "$30 per seat a month"), or thousands
+# an amount bounds or a budget word follows ("up to 40k", "40k for the year").
 _MONEY = re.compile(
-    r"(?:[$€£]\s?\d[\d,]*(?:\.\d+)?\s?(?:k|m|mm|million|thousand|grand)?\b"
+    r"(?:(?:" + lexicon.MONEY_PATTERN + r")"
     r"(?:\s?(?:/|per|a|an)\s?(?:seat|user|licen[cs]e|month|mo|year|yr|annum|rep|head))*"
-    r"|\b\d[\d,]*(?:\.\d+)?\s?(?:k|m)?\s?(?:usd|eur|gbp|dollars|euros|pounds|bucks)\b"
     r"|\b(?:above|over|under|below|up to|around|about|max|maximum|roughly|~)\s?\d[\d,]*(?:\.\d+)?\s?k\b"
-    r"|\b\d[\d,]*(?:\.\d+)?\s?k\b(?=[^.?!]{0,30}\b(?:budget|year|annually|per|contract|deal|spend|quote))"
-    r"|\b(?:five|six|seven|low|mid|high|\d)[- ](?:five|six|seven)?[- ]?figures?\b)",
+    r"|\b\d[\d,]*(?:\.\d+)?\s?k\b(?=[^.?!]{0,30}\b(?:budget|year|annually|per|contract|deal|spend|quote)))",
 )
 _BUDGET_PHRASES = re.compile(
     r"\b(?:(?:no|zero|limited|tight|small|fixed|frozen|allocated|approved|remaining) budget(?! (?:authority|holder|owner|cycle))"

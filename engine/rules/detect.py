@@ -42,10 +42,8 @@ _HYPOTHETICAL = lexicon.HYPOTHETICAL
 # Words that open a new clause: a negation before them does not reach the cue after them.
 _SCOPE_BREAKS = lexicon.CLAUSE_BREAKS
 _TOKEN = re.compile(r"[\w']+|[^\w\s']")
-_MONEY = re.compile(
-    r"[$€£]\s?\d|\b\d[\d,]*(?:\.\d+)?\s?(?:k|usd|eur|gbp|dollars|euros|bucks)\b"
-    r"|\b(?:five|six|seven|low|mid|high)[- ](?:five[- ]|six[- ])?figures?\b"
-)
+# The `money` feature: an amount (the lexicon's money pattern), or thousands ("40k").
+_THOUSANDS = re.compile(r"\b\d[\d,]*(?:\.\d+)?\s?k\b")
 _BUILT_IN = frozenset({"question", "vendor", "money"})
 _CLAUSE_ENDS = (".", "?", "!", "\n", ";", ",", " - ", ":")
 _PHRASE_TAIL = 4  # words a phrase may take from the rest of its clause
@@ -290,7 +288,7 @@ def read(message: str) -> Reading:
     features = set(feature_spans)
     if any(asks):
         features.add("question")
-    if _MONEY.search(text):
+    if lexicon.MONEY.search(text) or _THOUSANDS.search(text):
         features.add("money")
     mention = VENDORS.first(text, cased)
     vendor = (mention.at, mention.name) if mention else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -93,6 +93,11 @@ class Vendors:
         return next(self.mentions(text, cased), None)
 
 
+def alternatives(words: Iterable[str]) -> str:
+    """A regular-expression alternation of `words`, longest first."""
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
 def _alternation(aliases: list[str]) -> re.Pattern[str]:
     body = "|".join(re.escape(a) for a in sorted(set(aliases), key=len, reverse=True))
     return re.compile(rf"\b(?<!\.)(?:{body})(?![\w]|\.\w)")
@@ -149,6 +154,20 @@ NUMBER_WORDS: Final[Mapping[str, float]] = _amounts(_RAW, "numbers.words")
 COMPOUND_NUMBERS: Final = _words(_RAW, "numbers.compound")
 SCALES: Final[Mapping[str, float]] = _amounts(_RAW, "numbers.scales")
 UNITS: Final[Mapping[str, float]] = _amounts(_RAW, "numbers.units")
+
+# Money: one pattern for the rules and the guard. Its groups: `cur` `num` `unit` (a symbol
+# before the amount), `num2` `unit2` `cur2` (a currency word after it), `fig` (in figures).
+CURRENCY_SYMBOLS: Final = str(_table(_RAW, "money")["symbols"])
+_AMOUNT = r"\d[\d,]*(?:\.\d+)?"
+_SYMBOL = "[" + re.escape(CURRENCY_SYMBOLS) + "]"
+MONEY_PATTERN: Final = (
+    rf"(?P<cur>{_SYMBOL})\s?(?P<num>{_AMOUNT})\s?(?P<unit>{alternatives(UNITS)})?\b"
+    rf"|\b(?P<num2>{_AMOUNT})\s?(?P<unit2>{alternatives(UNITS)})?\s?"
+    rf"(?P<cur2>{alternatives(_words(_RAW, 'money.currencies'))})\b"
+    rf"|\b(?P<fig>(?:{alternatives(_words(_RAW, 'money.figure_levels'))})?[- ]?"
+    rf"(?:{alternatives(_words(_RAW, 'money.figures'))})|\d)[- ]figures?\b"
+)
+MONEY: Final = re.compile(MONEY_PATTERN)
 
 # Dates and periods.
 MONTHS: Final[Mapping[str, float]] = _amounts(_RAW, "dates.months")
