@@ -48,3 +48,33 @@ def test_vendor_mentions(text: str, names: list[str]) -> None:
     cased = "\n".join(sentence for sentence, _ in sentences(text))
     assert [m.name for m in VENDORS.mentions(cased.lower(), cased)] == names
     assert [n.removeprefix("not ") for n in facts(text).competitors] == names
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("we have twenty five reps", "25"),  # capture used to stop at "twenty"
+        ("we're about a dozen AEs", "12"),
+        ("a team of two hundred", "200"),
+        ("we are a couple reps", "2"),
+    ],
+)
+def test_rules_and_guard_read_number_words_alike(text: str, count: str) -> None:
+    assert capture(text).slots.get("team_size") == count
+    assert facts(text).numbers == (count,)
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("budget is $40k for the year", "money:40000"),
+        ("we pay 40,000 USD a year", "money:40000"),
+        ("somewhere in the low six figures", "figures:low-six"),
+    ],
+)
+def test_rules_and_guard_see_the_same_money(text: str, amount: str) -> None:
+    from engine.rules.detect import read
+
+    assert "money" in read(text).features
+    assert capture(text).slots.get("budget_signal")
+    assert amount in facts(text).numbers

@@ -87,11 +87,7 @@ _SCOPE_WORDS = 6
 _UNITS = lexicon.UNITS
 _SMALL = lexicon.NUMBER_WORDS
 _SCALES = lexicon.SCALES
-_WORD_NUMBER = re.compile(
-    r"\b(?:(?:" + lexicon.alternatives(["a", *_SMALL]) + r")"
-    r"(?:[- ](?:" + lexicon.alternatives([*lexicon.COMPOUND_NUMBERS, *_SCALES]) + r"))*"
-    r"(?:[- ](?:" + lexicon.alternatives(_SCALES) + r"))?)\b"
-)
+_WORD_NUMBER = re.compile(r"\b(?:" + lexicon.WORD_NUMBER_PATTERN + r")\b")
 _MONEY = lexicon.MONEY
 _PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|pct\b)")
 _CLOCK = re.compile(r"\b(\d{1,2})(?::(\d\d))?\s?(am|pm)\b|\b(\d{1,2}):(\d\d)\b")
@@ -336,30 +332,10 @@ def _numbers(prepared: str) -> list[str]:
     for m in _WORD_NUMBER.finditer(prepared):
         if not free(*m.span()) or _pronoun_one(m[0], prepared, m.end()):
             continue
-        amount = _word_value(m[0])
+        amount = lexicon.word_value(m[0])
         if amount is not None:
             found.append((m.start(), _fmt(amount)))
     return [value for _, value in sorted(found)]
-
-
-def _word_value(phrase: str) -> float | None:
-    """'a dozen' 12, 'twenty five' 25, 'two hundred' 200, 'a couple' 2; None for 'a'."""
-    words = phrase.replace("-", " ").split()
-    total = current = 0.0
-    seen = False
-    for w in words:
-        if w == "a":
-            continue
-        if w in _SCALES:
-            current = max(current, 1) * _SCALES[w]
-            if _SCALES[w] >= 1000:
-                total, current = total + current, 0.0
-        elif w == "dozen":
-            current = max(current, 1) * 12
-        elif w in _SMALL:
-            current += _SMALL[w]
-        seen = True
-    return total + current if seen else None
 
 
 _COUNTED_ONE = re.compile(r"[- ](?:year|month|week|day|quarter|time|seat|licen[cs]e|user|rep)")

@@ -17,42 +17,8 @@ from . import lexicon
 from .detect import LEXICON, Reading, detect, negated, read
 from .text import Scan, Scanner
 
-_NUMBER_WORDS = {
-    "a dozen": 12,
-    "dozen": 12,
-    "two dozen": 24,
-    "a couple": 2,
-    "a few": 3,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "fifteen": 15,
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-    "hundred": 100,
-    "a hundred": 100,
-    "one hundred": 100,
-    "two hundred": 200,
-}
-_NUM = (
-    r"(\d[\d,]*(?:\.\d+)?\s?(?:k|m)?|"
-    + "|".join(sorted((re.escape(w) for w in _NUMBER_WORDS), key=len, reverse=True))
-    + r")"
-)
+# A head count: in figures ("40", "1.5k") or in words (the lexicon's: "a dozen", "forty").
+_NUM = r"(\d[\d,]*(?:\.\d+)?\s?(?:k|m)?|" + lexicon.WORD_NUMBER_PATTERN + r")"
 _PEOPLE = (
     r"(?:(?:sales|support|customer success|cs|marketing|field|inside|outside|account|full[- ]time|"
     r"active|named|concurrent|frontline|front-line|pilot|new|\w+)\s)?"
@@ -121,7 +87,7 @@ _BUDGET_PHRASES = re.compile(
     r"|spend(?:ing)? freeze|hiring freeze)",
 )
 _QUARTER = r"(?:q[1-4](?:\s?(?:'?\d{2}|20\d{2}))?|h[12](?:\s?20\d{2})?)"
-_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_MONTH = "(?:" + lexicon.alternatives(lexicon.MONTHS) + ")"
 _DAY = r"(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?"
 _TIMELINE = re.compile(
     r"\b(?:(?:by|before|after|until|till|in|during|for|early|mid|late|end of|start of|beginning of|this|next)[\s-])?"
@@ -289,8 +255,11 @@ def _team_size(message: _Message) -> str | None:
     for pattern, strong in _TEAM_SIZE:
         for match in message.matches(pattern):
             raw = match.group(1).strip()
-            if raw in _NUMBER_WORDS:
-                value = float(_NUMBER_WORDS[raw])
+            if raw[0].isalpha():
+                in_words = lexicon.word_value(raw)
+                if in_words is None:
+                    continue
+                value = in_words
             else:
                 number = raw.replace(",", "").replace(" ", "")
                 scale = 1000 if number.endswith("k") else 1_000_000 if number.endswith("m") else 1

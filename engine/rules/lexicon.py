@@ -153,6 +153,34 @@ HYPOTHETICAL: Final = frozenset(_words(_RAW, "negation.hypothetical"))
 NUMBER_WORDS: Final[Mapping[str, float]] = _amounts(_RAW, "numbers.words")
 COMPOUND_NUMBERS: Final = _words(_RAW, "numbers.compound")
 SCALES: Final[Mapping[str, float]] = _amounts(_RAW, "numbers.scales")
+# A number in words: "twenty five", "a dozen", "two hundred", "a couple".
+WORD_NUMBER_PATTERN: Final = (
+    r"(?:a[- ])?(?:" + alternatives([*NUMBER_WORDS, *SCALES]) + r")"
+    r"(?:[- ](?:" + alternatives([*COMPOUND_NUMBERS, *SCALES]) + r"))*"
+)
+
+
+def word_value(phrase: str) -> float | None:
+    """What a number in words is worth: 'a dozen' 12, 'twenty five' 25, 'two hundred' 200."""
+    total = current = 0.0
+    seen = False
+    for word in phrase.replace("-", " ").split():
+        if word == "a":
+            continue
+        if word in SCALES:
+            current = max(current, 1) * SCALES[word]
+            if SCALES[word] >= 1000:
+                total, current = total + current, 0.0
+        elif word == "dozen":
+            current = max(current, 1) * 12
+        elif word in NUMBER_WORDS:
+            current += NUMBER_WORDS[word]
+        else:
+            return None
+        seen = True
+    return total + current if seen else None
+
+
 UNITS: Final[Mapping[str, float]] = _amounts(_RAW, "numbers.units")
 
 # Money: one pattern for the rules and the guard. Its groups: `cur` `num` `unit` (a symbol
