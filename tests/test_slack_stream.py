@@ -18,7 +18,7 @@ from engine.llm.router import Router
 from engine.model import Suggestion
 from tests.fakes.slack import TEAM_ID, ApiCall, FakeSlack
 from tests.test_providers import Kit
-from tests.test_slack_bot import GONG, Harness, Start, block, calls_in
+from tests.test_slack_bot import GONG, DictCache, Harness, Start, block, calls_in
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
 
@@ -181,3 +181,16 @@ async def test_stopped_mid_stream_the_restart_finishes_that_message(
     assert len(again.replies("C1", ev["ts"])) == 1  # finished, not posted again
     assert len(h.fake.calls_to("chat.startStream")) == 1
     assert block(again.card("C1", item.reply_ts), "reply")
+
+
+async def test_a_cache_hit_posts_its_card_at_once(start: Start) -> None:
+    h = await start(cache=DictCache())
+    first = await h.mention(GONG, channel="C1")
+    await h.done(first)
+    again = await h.mention(GONG, channel="C2")  # the same message, a new thread: a hit
+    row = await h.done(again)
+    assert len(h.fake.calls_to("chat.startStream")) == 1  # only the first turn streamed
+    [post] = calls_in(h.fake, "chat.postMessage", thread_ts=again["ts"])
+    s = await answered(h, "C2", again["ts"])
+    assert s.cache == "exact" and post.args["blocks"] == blocks.card(s).blocks
+    assert not calls_in(h.fake, "chat.update", ts=row["reply_ts"])
