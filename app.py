@@ -26,7 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from bot.logs import install_redaction
 from engine.codec import suggestion_to_dict
 from engine.data import GOLDEN, HARD_NEGATIVES, PARAPHRASES
-from engine.errors import EmptyMessage
+from engine.errors import EmptyMessage, StoreUnavailable, TurnNotSaved
 from engine.evaluation import GoldenError, Prediction, load_golden, score
 from engine.llm.factory import LLMStack, build_llm
 from engine.model import Suggestion, ThreadContext, ThreadKey, TurnInput
@@ -57,7 +57,9 @@ async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Ru
     from engine.cache import open_cache
 
     store = await open_store(
-        settings.database_url or settings.db_path, history_window=settings.history_window
+        settings.database_url or settings.db_path,
+        history_window=settings.history_window,
+        wait_s=settings.db_wait_s,
     )
     cache = None
     llm: LLMStack | None = None
@@ -142,6 +144,7 @@ def turn_json(s: Suggestion) -> dict[str, Any]:
 async def cmd_chat(settings: Settings, stdin: TextIO, stdout: TextIO, thread: str | None) -> int:
     key = ThreadKey("console", "chat", thread or uuid.uuid4().hex[:12])
     interactive = stdin.isatty()
+    unsaved = 0
     async with runtime(settings, warm=True) as rt:
         if interactive:
             print("Paste what the prospect said (Ctrl-D to quit).", file=stdout)
@@ -157,8 +160,15 @@ async def cmd_chat(settings: Settings, stdin: TextIO, stdout: TextIO, thread: st
                     print("   (empty message: paste what the prospect said)", file=stdout)
                 continue
             turn = TurnInput(key=key, text=text, message_id=uuid.uuid4().hex)
-            print(render_card(await rt.engine.handle(turn)), file=stdout, flush=True)
-    return 0
+            try:
+                print(render_card(await rt.engine.handle(turn)), file=stdout, flush=True)
+            except StoreUnavailable as exc:
+                # The database stayed busy: show what was computed, say so, read on.
+                if isinstance(exc, TurnNotSaved):
+                    print(render_card(exc.suggestion), file=stdout, flush=True)
+                print(f"sales-agent: not saved: {exc}", file=sys.stderr, flush=True)
+                unsaved += 1
+    return 1 if unsaved else 0
 
 
 async def cmd_replay(settings: Settings, path: Path, as_json: bool, stdout: TextIO) -> int:
@@ -469,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"sales-agent: error: {exc}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:  # the database stayed unreachable past SALES_AGENT_DB_WAIT_S
+        print(f"sales-agent: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

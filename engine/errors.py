@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import Suggestion
+
 
 class EngineError(Exception):
     """Base for the engine's own errors."""
@@ -39,3 +44,12 @@ class StoreUnavailable(EngineError):
     Raised by storage adapters after their bounded backoff, so callers can fail the operation
     visibly (and keep what they computed) instead of crashing on a driver's own error.
     """
+
+
+class TurnNotSaved(StoreUnavailable):
+    """The turn's card was computed but could not be stored: `suggestion` is that card, for
+    the caller to show (and keep) rather than lose; the thread's context did not change."""
+
+    def __init__(self, message: str, suggestion: Suggestion) -> None:
+        super().__init__(message)
+        self.suggestion = suggestion

@@ -44,6 +44,8 @@ class Settings:
     db_path: Path = Path("sales-agent.db")
     # postgresql://user:password@host/db: every store in Postgres (shared by instances).
     database_url: Secret | None = None
+    # How long a busy, locked or unreachable database is waited for before a write fails.
+    db_wait_s: float = 30.0
     max_message_chars: int = 4000
     history_window: int = 6
     pipeline: PipelineMode = "parallel"
@@ -94,6 +96,7 @@ class Settings:
         return cls(
             db_path=Path(r.text("SALES_AGENT_DB", "sales-agent.db")),
             database_url=_database_url(r.secret("DATABASE_URL")),
+            db_wait_s=r.number("SALES_AGENT_DB_WAIT_S", 30.0, minimum=0.1),
             max_message_chars=r.integer("SALES_AGENT_MAX_CHARS", 4000, minimum=200),
             history_window=r.integer("SALES_AGENT_HISTORY", 6, minimum=0),
             pipeline=r.choice("SALES_AGENT_PIPELINE", "parallel", PipelineMode),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -47,7 +47,18 @@ class BufferedCacheStore(ABC):
         self._saves: dict[str, StoredEntry] = {}
         self._deletes: set[str] = set()
         self._touches: dict[str, tuple[float, int]] = {}
+        self._blocks: dict[str, tuple[str, float]] = {}  # blocks the database refused so far
         self._flusher: asyncio.Task[None] | None = None
+
+    async def block(self, answer: str, suggestion_id: str, at: float) -> None:
+        """Written at once; if the database stays unavailable, kept and written by the next
+        flush: a dislike is never lost while this process lives."""
+        try:
+            await self._block(answer, suggestion_id, at)
+        except StoreUnavailable:
+            self._blocks[answer] = (suggestion_id, at)
+            self._schedule()
+            raise
 
     async def save(self, entry: StoredEntry) -> None:
         self._deletes.discard(entry.key)
@@ -75,6 +86,10 @@ class BufferedCacheStore(ABC):
         flusher = self._flusher
         if flusher is not None and flusher is not asyncio.current_task() and not flusher.done():
             flusher.cancel()  # this call writes it all; nothing may wake after a shutdown
+        while self._blocks:
+            answer, (suggestion_id, at) = next(iter(self._blocks.items()))
+            await self._block(answer, suggestion_id, at)
+            self._blocks.pop(answer, None)
         saves, deletes, touches = list(self._saves.values()), list(self._deletes), self._touches
         self._saves, self._deletes, self._touches = {}, set(), {}
         if not (saves or deletes or touches):
@@ -95,6 +110,14 @@ class BufferedCacheStore(ABC):
                     self._touches.setdefault(key, value)
             raise
 
+    async def _housekeeping(self, work: Awaitable[int]) -> int:
+        """Clearing other versions and expired rows is not worth failing a start for."""
+        try:
+            return await work
+        except StoreUnavailable as exc:
+            log.warning("stale cache rows left for the next start: %s", exc)
+            return 0
+
     def _schedule(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
@@ -112,7 +135,7 @@ class BufferedCacheStore(ABC):
     async def load(self, version: str, not_before: float) -> LoadedCache: ...
 
     @abstractmethod
-    async def block(self, answer: str, suggestion_id: str, at: float) -> None: ...
+    async def _block(self, answer: str, suggestion_id: str, at: float) -> None: ...
 
     @abstractmethod
     async def entry(self, key: str) -> StoredEntry | None: ...
@@ -174,17 +197,12 @@ class SqliteCacheStore(BufferedCacheStore):
         self.store = store
 
     async def load(self, version: str, not_before: float) -> LoadedCache:
-        def load() -> LoadedCache:
+        def read_cache() -> LoadedCache:
             db = self.store.db
-            with db.conn:
-                dropped = db.execute(
-                    "DELETE FROM cache_entries WHERE version != ? AND version != ? "
-                    "OR (version = ? AND created_at < ?)",
-                    [version, BLOCKED_VERSION, version, not_before],
-                ).rowcount
             rows = db.execute(
-                f"SELECT {COLUMNS} FROM cache_entries WHERE version = ? ORDER BY used_at, key",
-                [version],
+                f"SELECT {COLUMNS} FROM cache_entries WHERE version = ? AND created_at >= ? "
+                "ORDER BY used_at, key",
+                [version, not_before],
             ).fetchall()
             blocked = [
                 row[0].removeprefix(BLOCKED_PREFIX)
@@ -193,31 +211,42 @@ class SqliteCacheStore(BufferedCacheStore):
                 )
             ]
             entries = [entry_from_row(r) for r in rows]
-            return LoadedCache(entries=entries, blocked=blocked, dropped=dropped)
+            return LoadedCache(entries=entries, blocked=blocked, dropped=0)
 
-        return await self.store._run(load)
+        def drop_stale_cache() -> int:
+            db = self.store.db
+            with db.conn:
+                return db.execute(
+                    "DELETE FROM cache_entries WHERE version != ? AND version != ? "
+                    "OR (version = ? AND created_at < ?)",
+                    [version, BLOCKED_VERSION, version, not_before],
+                ).rowcount
+
+        loaded = await self.store._run(read_cache)
+        dropped = await self._housekeeping(self.store._run(drop_stale_cache))
+        return replace(loaded, dropped=dropped)
 
     async def entry(self, key: str) -> StoredEntry | None:
-        def read() -> StoredEntry | None:
+        def read_cache_entry() -> StoredEntry | None:
             row = self.store.db.execute(
                 f"SELECT {COLUMNS} FROM cache_entries WHERE key = ?", [key]
             ).fetchone()
             return entry_from_row(row) if row else None
 
-        return await self.store._run(read)
+        return await self.store._run(read_cache_entry)
 
     async def scoped(self, version: str, fingerprint: str) -> list[StoredEntry]:
-        def read() -> list[StoredEntry]:
+        def read_cache_scope() -> list[StoredEntry]:
             rows = self.store.db.execute(
                 f"SELECT {COLUMNS} FROM cache_entries WHERE version = ? AND fingerprint = ?",
                 [version, fingerprint],
             ).fetchall()
             return [entry_from_row(r) for r in rows]
 
-        return await self.store._run(read)
+        return await self.store._run(read_cache_scope)
 
     async def blocked_since(self, since: float) -> list[tuple[str, float]]:
-        def read() -> list[tuple[str, float]]:
+        def read_blocks() -> list[tuple[str, float]]:
             rows = self.store.db.execute(
                 "SELECT key, created_at FROM cache_entries WHERE version = ? "
                 "AND created_at >= ? ORDER BY created_at",
@@ -225,7 +254,7 @@ class SqliteCacheStore(BufferedCacheStore):
             ).fetchall()
             return [(k.removeprefix(BLOCKED_PREFIX), float(at)) for k, at in rows]
 
-        return await self.store._run(read)
+        return await self.store._run(read_blocks)
 
     async def _write(
         self,
@@ -233,7 +262,7 @@ class SqliteCacheStore(BufferedCacheStore):
         deletes: Sequence[str],
         touches: dict[str, tuple[float, int]],
     ) -> None:
-        def write() -> None:
+        def write_cache_rows() -> None:
             db = self.store.db
             with db.conn:
                 db.conn.executemany(
@@ -249,10 +278,10 @@ class SqliteCacheStore(BufferedCacheStore):
                     [(used, hits, key) for key, (used, hits) in touches.items()],
                 )
 
-        await self.store._run(write)
+        await self.store._run(write_cache_rows)
 
-    async def block(self, answer: str, suggestion_id: str, at: float) -> None:
-        def block() -> None:
+    async def _block(self, answer: str, suggestion_id: str, at: float) -> None:
+        def write_block() -> None:
             db = self.store.db
             with db.conn:
                 db.execute(
@@ -261,4 +290,4 @@ class SqliteCacheStore(BufferedCacheStore):
                     [BLOCKED_PREFIX + answer, BLOCKED_VERSION, suggestion_id, at, at],
                 )
 
-        await self.store._run(block)
+        await self.store._run(write_block)

@@ -28,7 +28,7 @@ class SqliteInboxStore:
         self.store = store
 
     async def add(self, item: InboxItem) -> bool:
-        def add() -> bool:
+        def inbox_add() -> bool:
             db = self.store.db
             with db.conn:
                 cursor = db.execute(
@@ -49,17 +49,17 @@ class SqliteInboxStore:
                 )
             return cursor.rowcount > 0
 
-        return await self.store._run(add)
+        return await self.store._run(inbox_add)
 
     async def start_attempt(self, item_id: str) -> int:
-        def start() -> int:
+        def start_attempt() -> int:
             db = self.store.db
             with db.conn:
                 db.execute("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?", [item_id])
             row = db.execute("SELECT attempts FROM inbox WHERE id = ?", [item_id]).fetchone()
             return int(row[0]) if row else 0
 
-        return await self.store._run(start)
+        return await self.store._run(start_attempt)
 
     async def claim(self, item_id: str, owner: str, lease_s: float) -> InboxItem | None:
         def claim() -> InboxItem | None:
@@ -162,7 +162,7 @@ class SqliteInboxStore:
         return await self.store.suggestion(suggestion_id)
 
     async def prune(self, older_than: float) -> int:
-        def prune() -> int:
+        def inbox_prune() -> int:
             db = self.store.db
             with db.conn:
                 cursor = db.execute(
@@ -170,7 +170,7 @@ class SqliteInboxStore:
                 )
             return cursor.rowcount
 
-        return await self.store._run(prune)
+        return await self.store._run(inbox_prune)
 
     async def writable(self) -> bool:
         """Take the write lock and let it go: proves the file is open and writable."""
@@ -196,13 +196,13 @@ class SqliteInboxStore:
         return await self.store._run(read)
 
     async def _update(self, item_id: str, **changes: Any) -> None:
-        def update() -> None:
+        def inbox_update() -> None:
             db = self.store.db
             columns = ", ".join(f"{name} = ?" for name in changes)
             with db.conn:
                 db.execute(f"UPDATE inbox SET {columns} WHERE id = ?", [*changes.values(), item_id])
 
-        await self.store._run(update)
+        await self.store._run(inbox_update)
 
 
 def item_from_row(row: Sequence[Any]) -> InboxItem:

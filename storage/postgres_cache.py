@@ -9,6 +9,7 @@ no vector extension, the scope keeps the scan small; `devtools/pg_scoped_scan.py
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from engine.cache.persistence import LoadedCache, StoredEntry
 
@@ -34,25 +35,30 @@ class PostgresCacheStore(BufferedCacheStore):
         self.store = store
 
     async def load(self, version: str, not_before: float) -> LoadedCache:
-        async def load(conn: Conn) -> LoadedCache:
+        async def read_cache(conn: Conn) -> LoadedCache:
             cur = await conn.execute(
-                "DELETE FROM cache_entries WHERE version != %s AND version != %s "
-                "OR (version = %s AND created_at < %s)",
-                [version, BLOCKED_VERSION, version, not_before],
-            )
-            dropped = cur.rowcount
-            cur = await conn.execute(
-                f"SELECT {COLUMNS} FROM cache_entries WHERE version = %s ORDER BY used_at, key",
-                [version],
+                f"SELECT {COLUMNS} FROM cache_entries WHERE version = %s AND created_at >= %s "
+                "ORDER BY used_at, key",
+                [version, not_before],
             )
             entries = [entry_from_row(r) for r in await cur.fetchall()]
             cur = await conn.execute(
                 "SELECT key FROM cache_entries WHERE version = %s", [BLOCKED_VERSION]
             )
             blocked = [r[0].removeprefix(BLOCKED_PREFIX) for r in await cur.fetchall()]
-            return LoadedCache(entries=entries, blocked=blocked, dropped=dropped)
+            return LoadedCache(entries=entries, blocked=blocked, dropped=0)
 
-        return await self.store.write("cache load", load)
+        async def drop_stale(conn: Conn) -> int:
+            cur = await conn.execute(
+                "DELETE FROM cache_entries WHERE version != %s AND version != %s "
+                "OR (version = %s AND created_at < %s)",
+                [version, BLOCKED_VERSION, version, not_before],
+            )
+            return cur.rowcount
+
+        loaded = await self.store.read("cache load", read_cache)
+        dropped = await self._housekeeping(self.store.read("cache cleanup", drop_stale))
+        return replace(loaded, dropped=dropped)
 
     async def entry(self, key: str) -> StoredEntry | None:
         row = await self.store._one(
@@ -102,7 +108,7 @@ class PostgresCacheStore(BufferedCacheStore):
 
         await self.store.write("cache flush", write)
 
-    async def block(self, answer: str, suggestion_id: str, at: float) -> None:
+    async def _block(self, answer: str, suggestion_id: str, at: float) -> None:
         async def block(conn: Conn) -> None:
             await conn.execute(
                 f"INSERT INTO cache_entries({COLUMNS}) "

@@ -287,7 +287,10 @@ class TwoTierCache:
             await self.persistence.flush()
 
     async def aclose(self) -> None:
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception as exc:  # the database is down: stopping must not fail for a cache
+            log.warning("cache rows not written at shutdown: %s", exc)
         closer = getattr(self.embedder, "aclose", None)
         if closer is not None:
             await closer()

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import EmptyMessage
+from ..errors import EmptyMessage, StoreUnavailable, TurnNotSaved
 from ..events import Done, ReplyDelta, Status, TurnEvent
 from ..model import (
     Capture,
@@ -116,7 +116,10 @@ class Engine:
             suggestion = await self._cached(turn, text, context, started, notes)
             if suggestion is None:
                 suggestion = await self._fresh(turn, text, context, started, notes, emit)
-            await self.store.commit_turn(turn, suggestion)
+            try:
+                await self.store.commit_turn(turn, suggestion)
+            except StoreUnavailable as exc:
+                raise TurnNotSaved(str(exc), suggestion) from exc
             # A fallback answer is a stopgap: serving it from the cache would outlive the outage.
             fresh = suggestion.cache in ("miss", "bypass") and not suggestion.offline
             if self.cache is not None and fresh:
