@@ -111,7 +111,9 @@ _TIMELINE = re.compile(
 )
 _SENIOR = re.compile(
     r"\b(?:(?:our|my|the|their) )?(?:(?:new |interim |acting )?(?:ceo|cfo|cto|cio|coo|cro|cmo|cpo|ciso|cso|chief \w+(?: \w+)? officer|general counsel|president)"
-    r"|(?:svp|evp|vp|vice president|head|director|managing director|gm|general manager)(?: of)? (?:\w+ ){0,2}?(?:sales|finance|it|engineering|operations|ops|marketing|revenue|revops|procurement|security|product|people|hr|customer success|cs|support|enablement|growth|technology|data|legal|partnerships|business development|bd)"
+    r"|(?:svp|evp|vp|vice president|head|director|managing director|gm|general manager)(?: of)? (?:\w+ ){0,2}?(?:"
+    + lexicon.ROLE_FUNCTIONS
+    + r")"
     r"|(?:svp|evp|vp|vice president|director|head honcho)"
     r"|(?:co-?)?founders?|(?:managing |senior )?partners|owners?|(?:school |the |our )board(?: of directors)?(?! meeting| deck| call| prep| pack)|(?:buying|steering|investment|purchasing|review) committee"
     r"|(?:(?:it|exec|executive|leadership|architecture|security|tech) )?steering (?:group|committee|board)|(?:architecture|security|change advisory) (?:board|council))\b",

@@ -213,9 +213,11 @@ AMOUNT_DIRECTIONS: Final[Mapping[str, str]] = _names(_RAW, "directions.amount")
 COMPARE_SKIP: Final = frozenset(_words(_RAW, "comparison.skip"))
 PRONOUNS: Final[Mapping[str, str]] = _names(_RAW, "comparison.pronouns")
 
-# Roles: (pattern, role name) pairs, earlier first.
+# Roles: the functions a leader heads, as an alternation; (pattern, role name) pairs.
+ROLE_FUNCTIONS: Final = alternatives(_words(_RAW, "roles.functions"))
 ROLES: Final[tuple[tuple[str, str], ...]] = tuple(
-    (str(pattern), str(name)) for pattern, name in _table(_RAW, "roles")["patterns"]
+    (str(pattern).replace("{functions}", ROLE_FUNCTIONS), str(name))
+    for pattern, name in _table(_RAW, "roles")["patterns"]
 )
 
 # Wording.
