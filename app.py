@@ -443,12 +443,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     install_redaction(
         [
-            settings.anthropic_api_key,
-            settings.openai_api_key,
+            *(p.api_key for p in settings.providers),
             settings.slack_bot_token,
             settings.slack_app_token,
             settings.database_url,
-            *(e.api_key for e in settings.endpoints),
         ]
     )
     command = args.command or "run"

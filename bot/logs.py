@@ -1,6 +1,6 @@
 """Secrets never reach a log line: a filter on the handlers that masks known secret values and
-anything shaped like a Slack token (`xoxb-…`, `xapp-…`) or an API key (`sk-…`), whatever
-logger emitted it."""
+anything shaped like a Slack token (`xoxb-…`, `xapp-…`) or a provider's API key (the shapes of
+engine/llm/providers, `sk-…`), whatever logger emitted it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import logging
 import re
 from collections.abc import Iterable
 
-_SLACK_TOKEN = re.compile(
-    r"\b(xox[abposr]|xapp|xoxe(?:\.xox[bp])?)-[A-Za-z0-9-]+"
-    r"|\b(sk(?:-ant|-proj)?)-[A-Za-z0-9_-]{8,}"
+from engine.llm.providers import PROVIDERS
+
+_SLACK_TOKEN = r"\b(xox[abposr]|xapp|xoxe(?:\.xox[bp])?)-[A-Za-z0-9-]+"
+# Slack's token shapes and every provider's key shape (the registry's), one alternative each;
+# each has one group, the prefix left visible. Earlier rows win where shapes overlap.
+_SHAPES = re.compile(
+    "|".join(
+        f"(?:{shape})" for shape in (_SLACK_TOKEN, *(p.secret_shape for p in PROVIDERS)) if shape
+    )
 )
 MASK = "***"
 
@@ -23,7 +29,7 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
-        return _SLACK_TOKEN.sub(lambda m: f"{m.group(1) or m.group(2)}-{MASK}", text)
+        return _SHAPES.sub(lambda m: f"{m.group(m.lastindex or 0)}-{MASK}", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

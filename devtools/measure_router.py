@@ -29,9 +29,9 @@ from typing import Any
 
 from engine import contract
 from engine.llm import prompts
-from engine.llm.anthropic_provider import AnthropicProvider, anthropic_client
-from engine.llm.openai_provider import OpenAIProvider, openai_client
 from engine.llm.pool import Pool, http_client
+from engine.llm.providers.anthropic import AnthropicProvider, anthropic_client
+from engine.llm.providers.openai import OpenAIProvider, openai_client
 from engine.llm.recorder import CallRecorder
 from engine.llm.router import Router, RouterConfig
 from engine.ports import CallRecord, StepRequest

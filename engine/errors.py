@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from .model import Suggestion
+
+# Why one provider could not answer one step; the router's retry, cooldown and breaker rules
+# read it, and the call log stores it as "error:<kind>".
+ErrorKind = Literal[
+    "timeout",
+    "rate_limit",
+    "server",
+    "invalid_output",
+    "truncated",
+    "connection",
+    "client",
+    "circuit_open",
+]
 
 
 class EngineError(Exception):
@@ -17,15 +30,11 @@ class EmptyMessage(EngineError):
 
 
 class ProviderError(EngineError):
-    """One provider could not give a valid answer for one step.
+    """One provider could not give a valid answer for one step."""
 
-    `kind` is one of: timeout, rate_limit, server, invalid_output, truncated, connection, client,
-    circuit_open.
-    """
-
-    def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, kind: ErrorKind, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind: ErrorKind = kind
         self.retry_after = retry_after
 
 

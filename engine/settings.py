@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from .llm.providers import ENDPOINT_KIND, PROVIDERS, spec
 from .model import PromptStyle
 
 PipelineMode = Literal["parallel", "sequential"]
@@ -29,14 +30,37 @@ class Secret(str):
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint:
-    """An extra OpenAI-compatible endpoint (Gemini, vLLM, Ollama...) that joins the race."""
+class ProviderSettings:
+    """One configured provider: a native one of the registry (its key variable is set), or an
+    extra OpenAI-compatible endpoint (Gemini, vLLM, Ollama...) that joins the race."""
 
-    name: str
-    base_url: str
+    kind: str  # the registry row (engine/llm/providers)
+    name: str  # in routes and call logs: the row's name, or the endpoint's
     api_key: Secret | None
+    base_url: str | None
     fast_model: str
     powerful_model: str
+
+    @classmethod
+    def native(
+        cls,
+        kind: str,
+        api_key: str,
+        base_url: str | None = None,
+        *,
+        fast_model: str | None = None,
+        powerful_model: str | None = None,
+    ) -> ProviderSettings:
+        """A native provider with the registry's default models unless given."""
+        row = spec(kind)
+        return cls(
+            kind=kind,
+            name=kind,
+            api_key=Secret(api_key),
+            base_url=base_url,
+            fast_model=fast_model or row.fast_model,
+            powerful_model=powerful_model or row.powerful_model,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +78,9 @@ class Settings:
     reconcile_confidence: float = 0.7
     reconcile_max_new_slots: int = 3
 
-    # LLM providers
-    anthropic_api_key: Secret | None = None
-    anthropic_base_url: str | None = None
-    openai_api_key: Secret | None = None
-    openai_base_url: str | None = None
-    endpoints: tuple[Endpoint, ...] = ()
-    anthropic_fast_model: str = "claude-3-5-haiku-latest"
-    anthropic_powerful_model: str = "claude-sonnet-4-20250514"
-    openai_fast_model: str = "gpt-4o-mini"
-    openai_powerful_model: str = "gpt-4o"
+    # LLM providers, in tier order: the registry's native ones whose key is set, then the
+    # endpoints of SALES_AGENT_ENDPOINTS.
+    providers: tuple[ProviderSettings, ...] = ()
     router: RouterMode = "hedge"
     tiering: bool = True
     prompt_style: PromptStyle = "compact"
@@ -86,6 +103,10 @@ class Settings:
 
     log_level: str = "INFO"
 
+    def provider(self, kind: str) -> ProviderSettings | None:
+        """The configured provider of one registry row, if any."""
+        return next((p for p in self.providers if p.kind == kind), None)
+
     @property
     def slack_enabled(self) -> bool:
         return bool(self.slack_bot_token and self.slack_app_token)
@@ -101,17 +122,7 @@ class Settings:
             history_window=r.integer("SALES_AGENT_HISTORY", 6, minimum=0),
             pipeline=r.choice("SALES_AGENT_PIPELINE", "parallel", PipelineMode),
             speculative=r.flag("SALES_AGENT_SPECULATIVE", False),
-            anthropic_api_key=r.secret("ANTHROPIC_API_KEY"),
-            anthropic_base_url=r.optional("ANTHROPIC_BASE_URL"),
-            openai_api_key=r.secret("OPENAI_API_KEY"),
-            openai_base_url=r.optional("OPENAI_BASE_URL"),
-            endpoints=_endpoints(r.optional("SALES_AGENT_ENDPOINTS"), env),
-            anthropic_fast_model=r.text("SALES_AGENT_ANTHROPIC_FAST", "claude-3-5-haiku-latest"),
-            anthropic_powerful_model=r.text(
-                "SALES_AGENT_ANTHROPIC_POWERFUL", "claude-sonnet-4-20250514"
-            ),
-            openai_fast_model=r.text("SALES_AGENT_OPENAI_FAST", "gpt-4o-mini"),
-            openai_powerful_model=r.text("SALES_AGENT_OPENAI_POWERFUL", "gpt-4o"),
+            providers=(*_native(r), *_endpoints(r.optional("SALES_AGENT_ENDPOINTS"), env)),
             router=r.choice("SALES_AGENT_ROUTER", "hedge", RouterMode),
             tiering=r.flag("SALES_AGENT_TIERING", True),
             prompt_style=r.choice("SALES_AGENT_PROMPTS", "compact", PromptStyle),
@@ -212,7 +223,27 @@ def _threshold(value: float | None) -> float | None:
     return value
 
 
-def _endpoints(raw: str | None, env: Mapping[str, str]) -> tuple[Endpoint, ...]:
+def _native(r: _Reader) -> tuple[ProviderSettings, ...]:
+    """Every native provider of the registry whose key variable is set."""
+    found = []
+    for row in PROVIDERS:
+        key = r.secret(row.key_env) if row.key_env else None
+        if key is None:
+            continue
+        found.append(
+            ProviderSettings(
+                kind=row.name,
+                name=row.name,
+                api_key=key,
+                base_url=r.optional(row.base_url_env) if row.base_url_env else None,
+                fast_model=r.text(row.fast_env, row.fast_model),
+                powerful_model=r.text(row.powerful_env, row.powerful_model),
+            )
+        )
+    return tuple(found)
+
+
+def _endpoints(raw: str | None, env: Mapping[str, str]) -> tuple[ProviderSettings, ...]:
     """Extra endpoints: inline JSON, or the path of a JSON file, holding a list of objects
     {"name", "base_url", "key_env", "fast_model", "powerful_model"}."""
     if raw is None:
@@ -238,7 +269,8 @@ def _endpoints(raw: str | None, env: Mapping[str, str]) -> tuple[Endpoint, ...]:
                 raise KeyError("model")
             key = env.get(item["key_env"], "") if item.get("key_env") else ""
             endpoints.append(
-                Endpoint(
+                ProviderSettings(
+                    kind=ENDPOINT_KIND,
                     name=str(item["name"]),
                     base_url=str(item["base_url"]),
                     api_key=Secret(key) if key else None,

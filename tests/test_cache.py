@@ -32,7 +32,7 @@ from engine.llm.offline import OfflineProvider
 from engine.model import SlotValue, Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
-from engine.settings import Secret, Settings
+from engine.settings import ProviderSettings, Settings
 from storage import SqliteStore
 from storage.cache_store import SqliteCacheStore
 
@@ -490,8 +490,9 @@ def test_the_answer_version_follows_prompts_and_models() -> None:
     assert answer_version(base, ["offline"]) != answer_version(
         replace(base, prompt_style="verbose"), ["offline"]
     )
-    keyed = replace(base, openai_api_key=Secret("k"))
-    assert answer_version(keyed) != answer_version(replace(keyed, openai_powerful_model="gpt-5"))
+    keyed = replace(base, providers=(ProviderSettings.native("openai", "k"),))
+    gpt5 = (ProviderSettings.native("openai", "k", powerful_model="gpt-5"),)
+    assert answer_version(keyed) != answer_version(replace(keyed, providers=gpt5))
     assert answer_version(base, ["offline"]) != answer_version(base, ["anthropic", "openai"])
 
 
@@ -502,7 +503,9 @@ def test_settings_choose_the_embedder_and_threshold() -> None:
     assert isinstance(local, LazyEmbedder) and not local.loaded
     assert threshold_for(local, Settings()) == MINILM_THRESHOLD
     assert threshold_for(local, Settings(semantic_threshold=0.8)) == 0.8
-    remote = build_embedder(Settings(embedder="auto", openai_api_key=Secret("k")))
+    remote = build_embedder(
+        Settings(embedder="auto", providers=(ProviderSettings.native("openai", "k"),))
+    )
     assert isinstance(remote, OpenAIEmbedder) and remote.name == "text-embedding-3-small"
     assert threshold_for(remote) == 0.92
     assert build_cache(Settings(cache=False)) is None

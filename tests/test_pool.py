@@ -23,11 +23,12 @@ import pytest
 import pytest_asyncio
 
 from devtools.fake_llm import FakeLLMServer
-from engine.llm.anthropic_provider import AnthropicProvider, anthropic_client
-from engine.llm.base import Progress, SDKProvider
-from engine.llm.openai_provider import OpenAIProvider, openai_client
+from engine.llm.base import SDKProvider
 from engine.llm.pool import MAX_KEEPALIVE, Pool, PoolKind, http_client
 from engine.llm.prompts import Prompt
+from engine.llm.providers.anthropic import AnthropicProvider, anthropic_client
+from engine.llm.providers.openai import OpenAIProvider, openai_client
+from engine.llm.streaming import Progress
 from engine.model import Detection
 from tests.test_providers import GPT4O, Kit, request
 

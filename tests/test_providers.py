@@ -16,10 +16,10 @@ import pytest_asyncio
 from devtools.fake_llm import FakeLLMServer, ParsedRequest, default_answerer
 from engine.errors import ProviderError
 from engine.llm import prompts
-from engine.llm.anthropic_provider import AnthropicProvider, anthropic_client
 from engine.llm.base import SDKProvider
-from engine.llm.openai_provider import OpenAIProvider, openai_client
 from engine.llm.pool import Pool, PoolKind, http_client
+from engine.llm.providers.anthropic import AnthropicProvider, anthropic_client
+from engine.llm.providers.openai import OpenAIProvider, openai_client
 from engine.llm.recorder import CallRecorder
 from engine.llm.router import Router, RouterConfig
 from engine.model import Capture, Detection, Draft

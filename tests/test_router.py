@@ -197,7 +197,7 @@ async def test_hedge_sends_no_second_request_when_the_first_is_fast(kit: Kit) ->
 def router_attempt(router: object, provider: object) -> object:
     from engine.llm.router import _Attempt
 
-    return _Attempt(provider, hedge=False)  # type: ignore[arg-type]
+    return _Attempt(provider)  # type: ignore[arg-type]
 
 
 async def test_rate_limit_retry_after_is_honoured_within_the_budget(kit: Kit) -> None:

@@ -8,13 +8,15 @@ from engine.settings import Settings, SettingsError
 def test_defaults_need_nothing() -> None:
     s = Settings.from_env({})
     assert s.router == "hedge" and s.cache and not s.slack_enabled
-    assert s.anthropic_api_key is None and s.endpoints == ()
+    assert s.provider("anthropic") is None and s.providers == ()
 
 
 def test_secrets_never_show_in_reprs() -> None:
     s = Settings.from_env({"OPENAI_API_KEY": "sk-very-secret-value", "SLACK_BOT_TOKEN": "xoxb-1"})
     assert "sk-very-secret-value" not in repr(s) and "xoxb-1" not in repr(s)
-    assert s.openai_api_key == "sk-very-secret-value"
+    openai = s.provider("openai")
+    assert openai is not None and openai.api_key == "sk-very-secret-value"
+    assert (openai.name, openai.base_url, openai.fast_model) == ("openai", None, "gpt-4o-mini")
 
 
 @pytest.mark.parametrize(
@@ -44,7 +46,8 @@ def test_extra_endpoints_take_their_key_from_the_named_variable() -> None:
             "SALES_AGENT_LOG_LEVEL": "debug",
         }
     )
-    [e] = s.endpoints
+    [e] = s.providers
+    assert e.kind == "openai_compatible"
     assert (e.name, e.fast_model, e.powerful_model, e.api_key) == (
         "ollama",
         "llama3.1",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.fake_llm import FakeLLMServer, RequestRecord
-from engine.settings import Secret, Settings
+from engine.settings import ProviderSettings, Settings
 
 from . import engines
 from .answerer import make_answerer
@@ -167,16 +167,17 @@ class Bench:
         self.server.stop()
 
     def settings(self, config: Config, base: Settings, db: Path) -> Settings:
-        key = Secret("bench-key")
+        key = "bench-key"
         fields: dict[str, Any] = {
             "db_path": db,
-            "anthropic_api_key": key if "anthropic" in config.providers else None,
-            "anthropic_base_url": self.base_url if "anthropic" in config.providers else None,
-            "openai_api_key": key if "openai" in config.providers else None,
-            "openai_base_url": self.server.openai_base_url
-            if "openai" in config.providers
-            else None,
-            "endpoints": (),
+            "providers": tuple(
+                ProviderSettings.native(kind, key, url)
+                for kind, url in (
+                    ("anthropic", self.base_url),
+                    ("openai", self.server.openai_base_url),
+                )
+                if kind in config.providers
+            ),
         }
         fields.update(config.settings)
         known = set(Settings.__dataclass_fields__)

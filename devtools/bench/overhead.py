@@ -27,7 +27,7 @@ from engine.llm.offline import OfflineProvider
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.ports import ResponseCache
-from engine.settings import Secret, Settings
+from engine.settings import ProviderSettings, Settings
 from storage import SqliteStore
 
 from . import engines
@@ -212,13 +212,13 @@ class _engine:
             # server with no delays, on its own thread and loop.
             self._server = FakeLLMServer(latency_profile="zero", time_scale=0.0)
             url = self._server.start_in_thread()
-            key = Secret("bench-key")
+            key = "bench-key"
             settings = replace(
                 self.settings,
-                anthropic_api_key=key,
-                anthropic_base_url=url,
-                openai_api_key=key,
-                openai_base_url=url + "/v1",
+                providers=(
+                    ProviderSettings.native("anthropic", key, url),
+                    ProviderSettings.native("openai", key, url + "/v1"),
+                ),
                 router="single",
                 tiering=False,
                 embedder="none" if self.settings.embedder == "openai" else self.settings.embedder,

@@ -69,15 +69,14 @@ def build_embedder(settings: Settings) -> Embedder | None:
     choice = settings.embedder
     if choice == "none":
         return None
-    if choice == "openai" or (choice == "auto" and settings.openai_api_key):
-        if not settings.openai_api_key:
+    openai = settings.provider("openai")
+    if choice == "openai" or (choice == "auto" and openai is not None):
+        if openai is None or openai.api_key is None:
             log.warning("SALES_AGENT_EMBEDDER=openai but OPENAI_API_KEY is not set: semantic off")
             return None
         from .openai_embedder import OpenAIEmbedder
 
-        return OpenAIEmbedder(
-            api_key=str(settings.openai_api_key), base_url=settings.openai_base_url
-        )
+        return OpenAIEmbedder(api_key=str(openai.api_key), base_url=openai.base_url)
     try:
         default_model_dir()
     except EmbedderUnavailable as exc:

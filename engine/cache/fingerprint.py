@@ -90,14 +90,8 @@ def answer_version(settings: Settings, providers: Iterable[str] = ()) -> str:
     h.update(f"|style={settings.prompt_style}|pipeline={settings.pipeline}".encode())
     for name in sorted(providers):
         h.update(f"|provider={name}".encode())
-    if settings.anthropic_api_key:
-        h.update(
-            f"|anthropic={settings.anthropic_fast_model},{settings.anthropic_powerful_model}".encode()
-        )
-    if settings.openai_api_key:
-        h.update(f"|openai={settings.openai_fast_model},{settings.openai_powerful_model}".encode())
-    for endpoint in settings.endpoints:
-        h.update(f"|{endpoint.name}={endpoint.fast_model},{endpoint.powerful_model}".encode())
+    for provider in settings.providers:
+        h.update(f"|{provider.name}={provider.fast_model},{provider.powerful_model}".encode())
     h.update(_sources_digest().encode())
     return h.hexdigest()[:16]
 

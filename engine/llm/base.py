@@ -1,7 +1,8 @@
 """What every SDK-backed provider shares: streaming a prompt, timing it, parsing the answer
 against the output contract, mapping SDK exceptions to `ProviderError` kinds, and cost.
 
-A subclass implements `_stream(prompt, timeout, progress)`: send the prompt with the official
+The streaming contract itself (Progress, Completion, CallFailed) is in streaming.py. A subclass
+implements `_stream(prompt, timeout, progress)`: send the prompt with the official
 SDK, streaming, report each text piece and the usage to `progress`, and raise `CallFailed` for a
 stream that ends before the answer is complete. Everything else lives here.
 """
@@ -12,95 +13,28 @@ import email.utils
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import httpx2
 
 from .. import contract
 from ..errors import InvalidOutput, ProviderError
-from ..model import StepCall, StepValue
+from ..model import StepCall
 from ..ports import StepRequest, StepResult
 from . import prompts
 from .pool import Pool
 from .pricing import PriceTable, default_prices
 from .prompts import Prompt, count_tokens
 from .reply_stream import ReplyTap
+from .streaming import CallFailed, Completion, Progress
 
 log = logging.getLogger(__name__)
 
 
-class CallFailed(ProviderError):
-    """A provider error that also carries what the call produced, for the call log."""
-
-    def __init__(
-        self,
-        kind: str,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        text: str = "",
-        status: int | None = None,
-    ) -> None:
-        super().__init__(kind, message, retry_after=retry_after)
-        self.text = text
-        self.status = status
-
-
-class Progress:
-    """What one in-flight call has produced so far; the router reads it (hedging, cancelled
-    losers' tokens) while the call runs."""
-
-    __slots__ = (
-        "first_token_at",
-        "on_first_token",
-        "on_piece",
-        "parts",
-        "tokens_in",
-        "tokens_out",
-    )
-
-    def __init__(self, on_first_token: Callable[[], None] | None = None) -> None:
-        self.first_token_at: float | None = None
-        self.on_first_token = on_first_token
-        # Sees every piece as it arrives (generate's reply streams out through it).
-        self.on_piece: Callable[[str], None] | None = None
-        self.parts: list[str] = []
-        self.tokens_in = 0
-        self.tokens_out = 0
-
-    def text_piece(self, piece: str) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-            if self.on_first_token is not None:
-                self.on_first_token()
-        self.parts.append(piece)
-        if self.on_piece is not None:
-            self.on_piece(piece)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """One successful call: the typed value and what it cost."""
-
-    value: StepValue
-    text: str
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
-    ttft_ms: float | None
-    ms: float
-
-
 class SDKProvider(ABC):
-    """A Provider for one model of one vendor endpoint, over that endpoint's pooled client."""
-
-    api: str = ""  # "anthropic" | "openai"
+    """A StreamingProvider (and a Provider) for one model of one vendor endpoint, over that
+    endpoint's pooled client."""
 
     def __init__(
         self,
@@ -184,10 +118,6 @@ class SDKProvider(ABC):
     @abstractmethod
     async def _stream(self, prompt: Prompt, timeout: float, progress: Progress) -> None: ...
 
-    async def warm_up(self) -> None:
-        """A cheap request (list models) that opens a pooled connection before traffic."""
-        await self.pool.warm_up()
-
 
 # Errors ---------------------------------------------------------------------------------------
 
@@ -214,13 +144,12 @@ def map_error(exc: BaseException, *, text: str = "") -> ProviderError:
                 f"429 rate limited: {message}",
                 retry_after=retry_after(headers),
                 text=text,
-                status=status,
             )
         if status == 408:
-            return CallFailed("timeout", f"408: {message}", text=text, status=status)
+            return CallFailed("timeout", f"408: {message}", text=text)
         if status >= 500 or status in (409, 425):
-            return CallFailed("server", f"{status}: {message}", text=text, status=status)
-        return CallFailed("client", f"{status}: {message}", text=text, status=status)
+            return CallFailed("server", f"{status}: {message}", text=text)
+        return CallFailed("client", f"{status}: {message}", text=text)
     if name == "APIResponseValidationError":
         return CallFailed("invalid_output", f"response did not validate: {message}", text=text)
     if name == "APIConnectionError" or isinstance(exc, httpx2.TransportError | OSError):

@@ -6,10 +6,10 @@ tiering policy; or the plain offline tier when no provider is configured.
     ...
     await stack.aclose()     # losers' streams closed, call records written, pools closed
 
-Providers: Anthropic when ANTHROPIC_API_KEY is set, OpenAI when OPENAI_API_KEY is set (each at
-its *_BASE_URL when given), and every extra OpenAI-compatible endpoint of SALES_AGENT_ENDPOINTS
-(a key is optional there: local servers such as Ollama need none). Each tier lists them in
-that order: fast = the Claude Haiku / GPT-4o-mini class models, powerful = Sonnet / GPT-4o.
+Providers: those of `settings.providers` (the registry's native providers whose key is set,
+then the OpenAI-compatible endpoints of SALES_AGENT_ENDPOINTS), each connected by its registry
+row's module. Each tier lists them in that order: fast = the Claude Haiku / GPT-4o-mini class
+models, powerful = Sonnet / GPT-4o.
 
 Connections: one pool per endpoint, HTTP/1.1 keep-alive; see
 pool.py for the measurement behind that (cancelled HTTP/2 streams are never reset by the HTTP
@@ -26,21 +26,19 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..model import Tier
+from ..pipeline.orchestrator import always_powerful
 from ..ports import CallLog, StepRequest, StepResult
 from ..settings import Settings
 from .offline import OfflineProvider
+from .providers import spec
 from .tiering import ComplexityTiering
 
 if TYPE_CHECKING:
-    from .base import SDKProvider
-    from .pool import Pool, PoolKind
+    from .pool import PoolKind
     from .router import Router, RouterConfig
+    from .streaming import Connection, StreamingProvider
 
 log = logging.getLogger(__name__)
-
-
-def always_powerful(step: str, text: str, context: Mapping[str, str]) -> Tier:
-    return "powerful"
 
 
 class LLMStack:
@@ -52,12 +50,12 @@ class LLMStack:
         provider: Router | OfflineProvider,
         *,
         tiering: ComplexityTiering | None,
-        pools: list[Pool],
+        connections: list[Connection],
     ) -> None:
         self.provider = provider
         self.router = None if isinstance(provider, OfflineProvider) else provider
         self._tiering = tiering
-        self.pools = pools
+        self.connections = connections
         self.name = provider.name
 
     @property
@@ -82,19 +80,19 @@ class LLMStack:
         return out
 
     async def warm_up(self, timeout_s: float = 3.0) -> None:
-        if self.pools:
-            await asyncio.gather(*(pool.warm_up(timeout_s) for pool in self.pools))
+        if self.connections:
+            await asyncio.gather(*(c.warm_up(timeout_s) for c in self.connections))
 
     async def aclose(self) -> None:
         try:
             if self.router is not None:
                 await self.router.aclose()
         finally:
-            for pool in self.pools:
+            for connection in self.connections:
                 try:
-                    await pool.aclose()
+                    await connection.aclose()
                 except Exception as exc:
-                    log.warning("closing the %s pool: %s", pool.name, exc)
+                    log.warning("closing the %s connection: %s", connection.name, exc)
 
 
 async def build_llm(
@@ -107,57 +105,27 @@ async def build_llm(
     config: RouterConfig | None = None,
 ) -> LLMStack:
     tiering = ComplexityTiering() if settings.tiering else None
-    if not (settings.anthropic_api_key or settings.openai_api_key or settings.endpoints):
-        return LLMStack(OfflineProvider(), tiering=tiering, pools=[])
-    # The SDKs take a second or more to import: only when a provider is configured.
-    from .anthropic_provider import AnthropicProvider, anthropic_client
-    from .openai_provider import OpenAIProvider, openai_client
-    from .pool import Pool, http_client
+    if not settings.providers:
+        return LLMStack(OfflineProvider(), tiering=tiering, connections=[])
+    # The SDKs take a second or more to import: only when a provider is configured (each
+    # registry row's module is imported by its `connector()`).
     from .recorder import CallRecorder
     from .router import Router, RouterConfig
 
     kind: PoolKind = ("h1" if pool else "fresh") if isinstance(pool, bool) else pool
-    pools: list[Pool] = []
-    routes: dict[str, list[SDKProvider]] = {"fast": [], "powerful": []}
+    connections: list[Connection] = []
+    routes: dict[str, list[StreamingProvider]] = {"fast": [], "powerful": []}
     budget = settings.turn_budget_s
-
-    def add(provider_of: Any, fast: str, powerful: str) -> None:
-        made: dict[str, SDKProvider] = {}
-        for tier, model in (("fast", fast), ("powerful", powerful)):
+    for provider in settings.providers:
+        connected = spec(provider.kind).connector()(
+            provider, pool=kind, verify=verify, timeout_s=budget
+        )
+        connections.append(connected.connection)
+        made: dict[str, StreamingProvider] = {}
+        for tier, model in (("fast", provider.fast_model), ("powerful", provider.powerful_model)):
             if model not in made:
-                made[model] = provider_of(model)
+                made[model] = connected.provider(model)
             routes[tier].append(made[model])
-
-    if settings.anthropic_api_key:
-        p = Pool("anthropic", http_client(kind, verify=verify), kind)
-        a_client = anthropic_client(p, settings.anthropic_api_key, settings.anthropic_base_url)
-        pools.append(p)
-        add(
-            lambda m: AnthropicProvider(a_client, m, p, timeout_s=budget),
-            settings.anthropic_fast_model,
-            settings.anthropic_powerful_model,
-        )
-    if settings.openai_api_key:
-        q = Pool("openai", http_client(kind, verify=verify), kind)
-        o_client = openai_client(q, settings.openai_api_key, settings.openai_base_url)
-        pools.append(q)
-        add(
-            lambda m: OpenAIProvider(o_client, m, q, timeout_s=budget),
-            settings.openai_fast_model,
-            settings.openai_powerful_model,
-        )
-    for endpoint in settings.endpoints:
-        e_pool = Pool(endpoint.name, http_client(kind, verify=verify), kind)
-        # Local servers take any key; the SDK insists on one.
-        e_client = openai_client(e_pool, endpoint.api_key or "unused", endpoint.base_url)
-        pools.append(e_pool)
-        add(
-            lambda m, c=e_client, pl=e_pool, n=endpoint.name: OpenAIProvider(
-                c, m, pl, name=n, official=False, timeout_s=budget
-            ),
-            endpoint.fast_model,
-            endpoint.powerful_model,
-        )
 
     _quiet_http_logs()
     router = Router(
@@ -165,9 +133,12 @@ async def build_llm(
         config=config or RouterConfig(mode=settings.router, budget_s=budget),
         recorder=CallRecorder(calls),
         fallback=OfflineProvider(fallback=True),
-        extra_stats={"tiering": tiering.stats} if tiering is not None else None,
+        extra_stats={
+            "pools": lambda: {c.name: c.snapshot() for c in connections},
+            **({"tiering": tiering.stats} if tiering is not None else {}),
+        },
     )
-    stack = LLMStack(router, tiering=tiering, pools=pools)
+    stack = LLMStack(router, tiering=tiering, connections=connections)
     if warm_up:
         await stack.warm_up(min(3.0, budget))
     return stack

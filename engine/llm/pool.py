@@ -47,7 +47,6 @@ import httpx2
 log = logging.getLogger(__name__)
 
 PoolKind = Literal["h1", "h2", "aiohttp", "fresh"]
-POOL_KINDS: tuple[PoolKind, ...] = ("h1", "h2", "aiohttp", "fresh")
 
 MAX_CONNECTIONS = 100
 MAX_KEEPALIVE = 32

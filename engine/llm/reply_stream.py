@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import jiter
 
 if TYPE_CHECKING:
-    from .base import Progress
+    from .streaming import Progress
 
 ReplySink = Callable[[str], None]
 

@@ -1,5 +1,6 @@
-"""The router: one Provider over N SDK providers, with racing, hedging, failover, circuit
-breakers, Retry-After, a time budget per step, and the offline tier as the last word.
+"""The router: one Provider over N streaming providers (streaming.py: the SDK providers, or
+anything else that streams), with racing, hedging, failover, circuit breakers, Retry-After, a
+time budget per step, and the offline tier as the last word.
 
 Modes (Settings.router):
 
@@ -35,25 +36,27 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
-from ..errors import ProviderError
+from ..errors import ErrorKind, ProviderError
 from ..model import StepCall
 from ..ports import CallRecord, StepRequest, StepResult
+from ..settings import RouterMode
 from . import prompts
-from .base import CallFailed, Completion, Progress, SDKProvider, map_error
 from .breaker import CircuitBreaker
 from .offline import OfflineProvider
 from .prompts import Prompt, count_tokens
 from .recorder import CallRecorder
 from .reply_stream import ReplyTap
+from .streaming import CallFailed, Completion, Progress, StreamingProvider, as_provider_error
 
 log = logging.getLogger(__name__)
 
-RouterMode = Literal["single", "race", "hedge"]
-RETRYABLE = frozenset({"server", "connection", "invalid_output", "rate_limit"})
+RETRYABLE: frozenset[ErrorKind] = frozenset(
+    {"server", "connection", "invalid_output", "rate_limit"}
+)
 
 
 @dataclass(frozen=True)
@@ -81,19 +84,16 @@ class _Attempt:
     __slots__ = (
         "at",
         "error",
-        "hedge",
         "logged",
         "outcome",
         "probe",
         "progress",
         "provider",
         "started",
-        "task",
     )
 
-    def __init__(self, provider: SDKProvider, hedge: bool, probe: bool = False) -> None:
+    def __init__(self, provider: StreamingProvider, probe: bool = False) -> None:
         self.provider = provider
-        self.hedge = hedge
         self.probe = probe
         self.at = time.time()
         self.started = time.perf_counter()
@@ -101,7 +101,6 @@ class _Attempt:
         self.outcome: str | None = None
         self.error: ProviderError | None = None
         self.logged = False
-        self.task: asyncio.Task[Completion] | None = None
 
 
 class _Samples:
@@ -144,7 +143,7 @@ class Router:
 
     def __init__(
         self,
-        routes: Mapping[str, Sequence[SDKProvider]],
+        routes: Mapping[str, Sequence[StreamingProvider]],
         *,
         config: RouterConfig | None = None,
         recorder: CallRecorder | None = None,
@@ -152,7 +151,7 @@ class Router:
         extra_stats: Mapping[str, Callable[[], Mapping[str, Any]]] | None = None,
     ) -> None:
         self.config = config or RouterConfig()
-        self.routes: dict[str, tuple[SDKProvider, ...]] = {
+        self.routes: dict[str, tuple[StreamingProvider, ...]] = {
             tier: tuple(providers) for tier, providers in routes.items() if providers
         }
         if not self.routes:
@@ -160,7 +159,7 @@ class Router:
         self.recorder = recorder or CallRecorder(None)
         self.fallback = fallback or OfflineProvider(fallback=True)
         self.extra_stats = dict(extra_stats or {})
-        self.providers: dict[str, SDKProvider] = {
+        self.providers: dict[str, StreamingProvider] = {
             p.key: p for providers in self.routes.values() for p in providers
         }
         self.breakers = {key: CircuitBreaker(**dict(self.config.breaker)) for key in self.providers}
@@ -170,7 +169,6 @@ class Router:
         self.counts: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
         self.tiers: Counter[str] = Counter()
-        self.closed = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -184,7 +182,7 @@ class Router:
         self.tiers[request.tier] += 1
         prompt = prompts.build(request)
         try:
-            result = await self._route(request, prompt, started)
+            result = await _Route(self, request, prompt, started).run()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -194,153 +192,21 @@ class Router:
             return result
         return self._offline(request, prompt, started)
 
-    # Routing -------------------------------------------------------------------------------------
-
-    async def _route(
-        self, request: StepRequest, prompt: Prompt, started: float
-    ) -> StepResult | None:
-        cfg = self.config
-        deadline = started + cfg.budget_s
-        if request.deadline is not None:
-            deadline = min(deadline, request.deadline)
-        ready, deferred, probes = self._chain(request, started)
-        if not ready and not probes and not deferred:
-            self.counts["all_circuits_open"] += 1
-            return None
-        if not ready and probes:  # nothing healthy: the probe is the request
-            ready, probes = probes, []
-        queue = deque(ready)
-        running: dict[asyncio.Task[Completion], _Attempt] = {}
-        tries: Counter[str] = Counter()
-        hedge_on: _Attempt | None = None
-        # Generate's reply streams out from the first attempt that writes some of it.
-        tap = ReplyTap(request.on_reply) if request.on_reply is not None else None
-
-        def launch(
-            provider: SDKProvider, *, hedge: bool = False, probe: bool = False
-        ) -> _Attempt | None:
-            if not self.breakers[provider.key].acquire():
-                return None
-            attempt = _Attempt(provider, hedge, probe)
-            if tap is not None:
-                tap.attach(attempt.progress, attempt)
-            timeout = deadline - attempt.started
-            task = asyncio.get_running_loop().create_task(
-                provider.run(prompt, timeout=timeout, progress=attempt.progress)
-            )
-            attempt.task = task
-            running[task] = attempt
-            tries[provider.key] += 1
-            self.counts["attempts"] += 1
-            return attempt
-
-        def launch_next(*, hedge: bool = False) -> _Attempt | None:
-            while queue:
-                attempt = launch(queue.popleft(), hedge=hedge)
-                if attempt is not None:
-                    return attempt
-            return None
-
-        try:
-            if cfg.mode == "race":
-                while queue:
-                    launch_next()
-            else:
-                hedge_on = launch_next()
-            # A breaker due for its half-open probe gets one request alongside: recovery is
-            # seen without betting this request on a provider that was failing.
-            for provider in probes:
-                if launch(provider, probe=True) is not None:
-                    self.counts["probes"] += 1
-            while True:
-                now = time.perf_counter()
-                if now >= deadline:
-                    self._abandon(running, request, prompt, "error:timeout")
-                    self.counts["budget_exceeded"] += 1
-                    return None
-                wake = deadline
-                if not running:
-                    # Everything tried has failed: what is left waits for its cooldown.
-                    deferred = [(t, p) for t, p in deferred if t < deadline - cfg.min_attempt_s]
-                    if not deferred:
-                        return None
-                    deferred.sort(key=lambda tp: tp[0])
-                    when, provider = deferred[0]
-                    if when > now:
-                        await asyncio.sleep(when - now)
-                        continue
-                    deferred.pop(0)
-                    self.counts["retries"] += 1
-                    hedge_on = launch(provider)
-                    continue
-                if cfg.mode == "hedge" and queue and hedge_on is not None:
-                    if hedge_on.outcome:  # it failed while another runs: watch the newest
-                        hedge_on = max(running.values(), key=lambda a: (not a.probe, a.started))
-                    if hedge_on.progress.first_token_at is not None or (
-                        tap is not None and tap.shown is not None
-                    ):
-                        # Hedging stops at the first token, and never starts once the rep
-                        # is reading a reply: a second answer would replace it.
-                        hedge_on = None
-                    else:
-                        fire = hedge_on.started + self._hedge_delay(hedge_on, request)
-                        if fire <= now:
-                            hedge_on = launch_next(hedge=True)
-                            if hedge_on is not None:
-                                self.counts["hedges"] += 1
-                            continue
-                        wake = min(wake, fire)
-                done, _ = await asyncio.wait(
-                    running, timeout=wake - now, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    attempt = running.pop(task)
-                    error: BaseException | None = (
-                        CallFailed("connection", "the call was cancelled")
-                        if task.cancelled()
-                        else task.exception()
-                    )
-                    if error is None:
-                        attempt.outcome = "win"
-                        self._abandon(running, request, prompt, "cancelled")
-                        return self._won(request, prompt, attempt, task.result(), started)
-                    failure = map_error(error)
-                    attempt.error = failure
-                    attempt.outcome = f"error:{failure.kind}"
-                    self._finish(attempt, request, prompt)
-                    now = time.perf_counter()
-                    key = attempt.provider.key
-                    if failure.kind == "rate_limit":
-                        wait = failure.retry_after
-                        wait = cfg.default_retry_after_s if wait is None else wait
-                        self._cooldown[key] = now + wait
-                        if tries[key] <= cfg.retries_per_provider:
-                            deferred.append((now + wait, attempt.provider))
-                    elif failure.kind in RETRYABLE and tries[key] <= cfg.retries_per_provider:
-                        deferred.append((now + cfg.retry_backoff_s, attempt.provider))
-                    if cfg.mode != "race" and all(a.probe for a in running.values()):
-                        nxt = launch_next()
-                        if nxt is not None:
-                            self.counts["failovers"] += 1
-                            hedge_on = nxt
-        except asyncio.CancelledError:
-            self._abandon(running, request, prompt, "cancelled")
-            raise
-        except BaseException:
-            self._abandon(running, request, prompt, "cancelled")
-            raise
+    # Routing (one request's transitions are in _Route) ---------------------------------------
 
     def _chain(
         self, request: StepRequest, now: float
-    ) -> tuple[list[SDKProvider], list[tuple[float, SDKProvider]], list[SDKProvider]]:
+    ) -> tuple[
+        list[StreamingProvider], list[tuple[float, StreamingProvider]], list[StreamingProvider]
+    ]:
         """Providers to ask, best first; those cooling down after a 429 (with when); and those
         whose breaker is due for its half-open probe."""
         providers = self.routes.get(request.tier)
         if providers is None:
             providers = next(iter(self.routes.values()))
-        ready: list[SDKProvider] = []
-        deferred: list[tuple[float, SDKProvider]] = []
-        probes: list[SDKProvider] = []
+        ready: list[StreamingProvider] = []
+        deferred: list[tuple[float, StreamingProvider]] = []
+        probes: list[StreamingProvider] = []
         for provider in self._rank(providers, request):
             breaker = self.breakers[provider.key]
             if not breaker.available():
@@ -355,13 +221,15 @@ class Router:
                 ready.append(provider)
         return ready, deferred, probes
 
-    def _rank(self, providers: Sequence[SDKProvider], request: StepRequest) -> list[SDKProvider]:
+    def _rank(
+        self, providers: Sequence[StreamingProvider], request: StepRequest
+    ) -> list[StreamingProvider]:
         if len(providers) < 2:
             return list(providers)
         explore = self.config.explore
         prior = self.config.hedge_prior_s.get(request.tier, 1.0)
 
-        def order(item: tuple[int, SDKProvider]) -> tuple[int, float, int]:
+        def order(item: tuple[int, StreamingProvider]) -> tuple[int, float, int]:
             i, provider = item
             samples = self._ttft.get((provider.key, request.step, request.tier))
             n = len(samples) if samples is not None else 0
@@ -383,52 +251,6 @@ class Router:
 
     # Outcomes ------------------------------------------------------------------------------------
 
-    def _won(
-        self,
-        request: StepRequest,
-        prompt: Prompt,
-        attempt: _Attempt,
-        done: Completion,
-        started: float,
-    ) -> StepResult:
-        self._finish(attempt, request, prompt, done)
-        provider = attempt.provider
-        call = StepCall(
-            step=request.step,
-            provider=provider.name,
-            model=provider.model,
-            ms=(time.perf_counter() - started) * 1000,
-            tokens_in=done.tokens_in,
-            tokens_out=done.tokens_out,
-            # A hedged winner started late: count its wait, the rep waited too.
-            ttft_ms=None
-            if done.ttft_ms is None
-            else (attempt.started - started) * 1000 + done.ttft_ms,
-        )
-        return StepResult(value=done.value, call=call)
-
-    def _abandon(
-        self,
-        running: dict[asyncio.Task[Completion], _Attempt],
-        request: StepRequest,
-        prompt: Prompt,
-        outcome: str,
-    ) -> None:
-        """Cancel what still runs; each is logged when its cancellation has finished (its
-        stream closed), in the background, so the winner does not wait for it."""
-        for task, attempt in list(running.items()):
-            attempt.outcome = outcome
-            if task.done():
-                if not task.cancelled() and task.exception() is not None:
-                    attempt.error = map_error(task.exception() or Exception())
-                    attempt.outcome = f"error:{attempt.error.kind}"
-                self._finish(attempt, request, prompt, _result_or_none(task))
-                continue
-            task.cancel()
-            self._background.add(task)
-            task.add_done_callback(self._finisher(attempt, request, prompt))
-        running.clear()
-
     def _finisher(
         self, attempt: _Attempt, request: StepRequest, prompt: Prompt
     ) -> Callable[[asyncio.Task[Completion]], None]:
@@ -445,13 +267,19 @@ class Router:
         prompt: Prompt,
         done: Completion | None = None,
     ) -> None:
-        """Breaker verdict, TTFT sample, counters and the call record of one ended attempt."""
+        """The verdict on one ended attempt, then its call record; once per attempt."""
         if attempt.logged:
             return
         attempt.logged = True
-        provider = attempt.provider
         outcome = attempt.outcome or "cancelled"
-        breaker = self.breakers[provider.key]
+        self._verdict(attempt, request, outcome, done)
+        self.recorder.add(_record(attempt, request, prompt, outcome, done))
+
+    def _verdict(
+        self, attempt: _Attempt, request: StepRequest, outcome: str, done: Completion | None
+    ) -> None:
+        """What the attempt says about its provider: breaker, TTFT sample, outcome counts."""
+        breaker = self.breakers[attempt.provider.key]
         if outcome == "win" or (done is not None and outcome == "cancelled"):
             breaker.success()
         elif outcome.startswith("error:") and outcome not in ("error:rate_limit", "error:timeout"):
@@ -460,49 +288,14 @@ class Router:
             breaker.failure()  # no token within the whole budget: a failure of its own
         else:
             breaker.release()
-        progress = attempt.progress
-        if progress.first_token_at is not None:
-            key = (provider.key, request.step, request.tier)
+        first_token_at = attempt.progress.first_token_at
+        if first_token_at is not None:
+            key = (attempt.provider.key, request.step, request.tier)
             samples = self._ttft.get(key)
             if samples is None:
                 samples = self._ttft[key] = _Samples(self.config.ttft_window)
-            samples.add(progress.first_token_at - attempt.started)
+            samples.add(first_token_at - attempt.started)
         self.outcomes[outcome.split(":", 1)[0]] += 1
-        if done is not None:
-            tokens_in, tokens_out, cost, text = (
-                done.tokens_in,
-                done.tokens_out,
-                done.cost_usd,
-                done.text,
-            )
-        else:
-            text = progress.text
-            if attempt.error is not None:
-                text = text or f"[{attempt.error.kind}] {attempt.error}"
-                if isinstance(attempt.error, CallFailed) and attempt.error.text:
-                    text = attempt.error.text
-                tokens_in, tokens_out = progress.tokens_in, progress.tokens_out
-            else:
-                # Cancelled: the provider read the prompt and wrote what streamed so far.
-                tokens_in = progress.tokens_in or prompt.tokens
-                tokens_out = progress.tokens_out or (count_tokens(text) if text else 0)
-            cost = provider.cost(tokens_in, tokens_out)
-        self.recorder.add(
-            CallRecord(
-                at=attempt.at,
-                step=request.step,
-                provider=provider.name,
-                model=provider.model,
-                tier=request.tier,
-                outcome=outcome,
-                ms=(time.perf_counter() - attempt.started) * 1000,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                cost_usd=cost,
-                prompt=prompt.text,
-                response=text,
-            )
-        )
 
     def _offline(self, request: StepRequest, prompt: Prompt, started: float) -> StepResult:
         self.counts["fallbacks"] += 1
@@ -558,9 +351,6 @@ class Router:
             },
             "ttft_p90_ms": ttft,
             "tier_requests": dict(self.tiers),
-            "pools": {
-                p.pool.name: p.pool.snapshot() for p in _unique_pools(self.providers.values())
-            },
             "call_log": {"written": self.recorder.written, "dropped": self.recorder.dropped},
         }
         for name, source in self.extra_stats.items():
@@ -569,13 +359,287 @@ class Router:
 
     async def aclose(self, timeout_s: float = 2.0) -> None:
         """Let cancelled losers finish closing their streams, then write every call record."""
-        self.closed = True
         pending = list(self._background)
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout_s)
             for task in still:
                 task.cancel()
         await self.recorder.aclose()
+
+
+class _Route:
+    """One request on its way through the router: what runs, what is queued, what waits for a
+    cooldown, and the named transitions between them (launch, hedge, first token, done, fail,
+    fail over, out of time). `run` is the loop that drives them."""
+
+    def __init__(
+        self, router: Router, request: StepRequest, prompt: Prompt, started: float
+    ) -> None:
+        self.router = router
+        self.cfg = router.config
+        self.request = request
+        self.prompt = prompt
+        self.started = started
+        self.deadline = started + self.cfg.budget_s
+        if request.deadline is not None:  # the turn's budget, shared by its steps
+            self.deadline = min(self.deadline, request.deadline)
+        ready, self.deferred, self.probes = router._chain(request, started)
+        self.queue = deque(ready)
+        self.running: dict[asyncio.Task[Completion], _Attempt] = {}
+        self.tries: Counter[str] = Counter()
+        # The attempt a hedge would back up: the latest one without its first token.
+        self.watched: _Attempt | None = None
+        # Generate's reply streams out from the first attempt that writes some of it.
+        self.tap = ReplyTap(request.on_reply) if request.on_reply is not None else None
+
+    async def run(self) -> StepResult | None:
+        if not self.has_candidates():
+            return None
+        try:
+            self.start()
+            while True:
+                now = time.perf_counter()
+                if now >= self.deadline:
+                    self.out_of_time()
+                    return None
+                if not self.running:
+                    if not await self.retry_deferred(now):
+                        return None
+                    continue
+                wake = self.hedge(now)
+                if wake is None:
+                    continue
+                done, _ = await asyncio.wait(
+                    self.running, timeout=wake - now, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    result = self.ended(task)
+                    if result is not None:
+                        return result
+        except BaseException:
+            self.abandon("cancelled")
+            raise
+
+    # Transitions ---------------------------------------------------------------------------------
+
+    def has_candidates(self) -> bool:
+        """False when every breaker is open; with nothing healthy, the probe is the request."""
+        if not (self.queue or self.probes or self.deferred):
+            self.router.counts["all_circuits_open"] += 1
+            return False
+        if not self.queue:
+            self.queue, self.probes = deque(self.probes), []
+        return True
+
+    def start(self) -> None:
+        """Race: everyone at once; otherwise the best, watched for a hedge. A breaker due for
+        its half-open probe gets one request alongside: recovery is seen without betting this
+        request on a provider that was failing."""
+        if self.cfg.mode == "race":
+            while self.queue:
+                self.launch_next()
+        else:
+            self.watched = self.launch_next()
+        for provider in self.probes:
+            if self.launch(provider, probe=True) is not None:
+                self.router.counts["probes"] += 1
+
+    def launch(self, provider: StreamingProvider, *, probe: bool = False) -> _Attempt | None:
+        """Start one call, if the provider's breaker lets it."""
+        router = self.router
+        if not router.breakers[provider.key].acquire():
+            return None
+        attempt = _Attempt(provider, probe)
+        if self.tap is not None:
+            self.tap.attach(attempt.progress, attempt)
+        task = asyncio.get_running_loop().create_task(
+            provider.run(
+                self.prompt, timeout=self.deadline - attempt.started, progress=attempt.progress
+            )
+        )
+        self.running[task] = attempt
+        self.tries[provider.key] += 1
+        router.counts["attempts"] += 1
+        return attempt
+
+    def launch_next(self) -> _Attempt | None:
+        while self.queue:
+            attempt = self.launch(self.queue.popleft())
+            if attempt is not None:
+                return attempt
+        return None
+
+    def hedge(self, now: float) -> float | None:
+        """In hedge mode, back the watched attempt up once its delay passes without a first
+        token. The time to wake up at, or None after launching a hedge."""
+        watched = self.watched
+        if self.cfg.mode != "hedge" or not self.queue or watched is None:
+            return self.deadline
+        if watched.outcome:  # it failed while another runs: watch the newest
+            watched = self.watched = max(
+                self.running.values(), key=lambda a: (not a.probe, a.started)
+            )
+        if watched.progress.first_token_at is not None or self.reply_shown():
+            self.first_token()
+            return self.deadline
+        fire = watched.started + self.router._hedge_delay(watched, self.request)
+        if fire > now:
+            return min(self.deadline, fire)
+        self.watched = self.launch_next()
+        if self.watched is not None:
+            self.router.counts["hedges"] += 1
+        return None
+
+    def reply_shown(self) -> bool:
+        return self.tap is not None and self.tap.shown is not None
+
+    def first_token(self) -> None:
+        """The watched attempt is writing, or the rep is reading a reply (a second answer would
+        replace it): no hedge for this request."""
+        self.watched = None
+
+    def ended(self, task: asyncio.Task[Completion]) -> StepResult | None:
+        """One call ended: the answer (done), or a failure to handle."""
+        attempt = self.running.pop(task)
+        error: BaseException | None = (
+            CallFailed("connection", "the call was cancelled")
+            if task.cancelled()
+            else task.exception()
+        )
+        if error is None:
+            return self.done(attempt, task.result())
+        self.fail(attempt, as_provider_error(error))
+        return None
+
+    def done(self, attempt: _Attempt, completion: Completion) -> StepResult:
+        """The first valid answer wins; everything else still running is cancelled."""
+        attempt.outcome = "win"
+        self.abandon("cancelled")
+        self.router._finish(attempt, self.request, self.prompt, completion)
+        provider = attempt.provider
+        call = StepCall(
+            step=self.request.step,
+            provider=provider.name,
+            model=provider.model,
+            ms=(time.perf_counter() - self.started) * 1000,
+            tokens_in=completion.tokens_in,
+            tokens_out=completion.tokens_out,
+            # A hedged winner started late: count its wait, the rep waited too.
+            ttft_ms=None
+            if completion.ttft_ms is None
+            else (attempt.started - self.started) * 1000 + completion.ttft_ms,
+        )
+        return StepResult(value=completion.value, call=call)
+
+    def fail(self, attempt: _Attempt, failure: ProviderError) -> None:
+        """Record the failure; a 429 cools its provider down; a retryable error earns one more
+        try after the others; then, outside race mode, fail over to the next provider."""
+        attempt.error = failure
+        attempt.outcome = f"error:{failure.kind}"
+        self.router._finish(attempt, self.request, self.prompt)
+        now = time.perf_counter()
+        cfg, key = self.cfg, attempt.provider.key
+        retry = self.tries[key] <= cfg.retries_per_provider
+        if failure.kind == "rate_limit":
+            wait = cfg.default_retry_after_s if failure.retry_after is None else failure.retry_after
+            self.router._cooldown[key] = now + wait
+            if retry:
+                self.deferred.append((now + wait, attempt.provider))
+        elif failure.kind in RETRYABLE and retry:
+            self.deferred.append((now + cfg.retry_backoff_s, attempt.provider))
+        if cfg.mode != "race" and all(a.probe for a in self.running.values()):
+            self.fail_over()
+
+    def fail_over(self) -> None:
+        """Nothing but probes runs: ask the next provider in line."""
+        nxt = self.launch_next()
+        if nxt is not None:
+            self.router.counts["failovers"] += 1
+            self.watched = nxt
+
+    async def retry_deferred(self, now: float) -> bool:
+        """Everything tried has failed: what is left waits for its cooldown or backoff, if
+        that ends inside the budget. False when nothing is left."""
+        self.deferred = [
+            (t, p) for t, p in self.deferred if t < self.deadline - self.cfg.min_attempt_s
+        ]
+        if not self.deferred:
+            return False
+        self.deferred.sort(key=lambda tp: tp[0])
+        when, provider = self.deferred[0]
+        if when > now:
+            await asyncio.sleep(when - now)
+            return True
+        self.deferred.pop(0)
+        self.router.counts["retries"] += 1
+        self.watched = self.launch(provider)
+        return True
+
+    def out_of_time(self) -> None:
+        """The budget is spent: cancel what runs; the offline tier answers."""
+        self.abandon("error:timeout")
+        self.router.counts["budget_exceeded"] += 1
+
+    def abandon(self, outcome: str) -> None:
+        """Cancel what still runs; each is logged when its cancellation has finished (its
+        stream closed), in the background, so the winner does not wait for it."""
+        router = self.router
+        for task, attempt in list(self.running.items()):
+            attempt.outcome = outcome
+            if task.done():
+                if not task.cancelled() and task.exception() is not None:
+                    attempt.error = as_provider_error(task.exception() or Exception())
+                    attempt.outcome = f"error:{attempt.error.kind}"
+                router._finish(attempt, self.request, self.prompt, _result_or_none(task))
+                continue
+            task.cancel()
+            router._background.add(task)
+            task.add_done_callback(router._finisher(attempt, self.request, self.prompt))
+        self.running.clear()
+
+
+def _record(
+    attempt: _Attempt,
+    request: StepRequest,
+    prompt: Prompt,
+    outcome: str,
+    done: Completion | None,
+) -> CallRecord:
+    """The call-log row of one ended attempt, with what it produced and cost."""
+    provider, progress = attempt.provider, attempt.progress
+    if done is not None:
+        tokens_in, tokens_out, cost, text = (
+            done.tokens_in,
+            done.tokens_out,
+            done.cost_usd,
+            done.text,
+        )
+    else:
+        text = progress.text
+        if attempt.error is not None:
+            text = text or f"[{attempt.error.kind}] {attempt.error}"
+            if isinstance(attempt.error, CallFailed) and attempt.error.text:
+                text = attempt.error.text
+            tokens_in, tokens_out = progress.tokens_in, progress.tokens_out
+        else:
+            # Cancelled: the provider read the prompt and wrote what streamed so far.
+            tokens_in = progress.tokens_in or prompt.tokens
+            tokens_out = progress.tokens_out or (count_tokens(text) if text else 0)
+        cost = provider.cost(tokens_in, tokens_out)
+    return CallRecord(
+        at=attempt.at,
+        step=request.step,
+        provider=provider.name,
+        model=provider.model,
+        tier=request.tier,
+        outcome=outcome,
+        ms=(time.perf_counter() - attempt.started) * 1000,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost_usd=cost,
+        prompt=prompt.text,
+        response=text,
+    )
 
 
 def _result_or_none(task: asyncio.Task[Completion]) -> Completion | None:
@@ -585,13 +649,6 @@ def _result_or_none(task: asyncio.Task[Completion]) -> Completion | None:
         if task.exception() is None:
             return task.result()
     return None
-
-
-def _unique_pools(providers: Iterable[SDKProvider]) -> list[SDKProvider]:
-    seen: dict[int, SDKProvider] = {}
-    for p in providers:
-        seen.setdefault(id(p.pool), p)
-    return list(seen.values())
 
 
 def _contract_text(result: StepResult) -> str:

@@ -8,7 +8,8 @@ sent as a cacheable block when it is long enough for Anthropic's prompt cache (1
 
 from __future__ import annotations
 
-from typing import Any
+import ssl
+from typing import TYPE_CHECKING, Any
 
 from anthropic import AsyncAnthropic
 from anthropic.types import (
@@ -19,10 +20,15 @@ from anthropic.types import (
     TextDelta,
 )
 
-from .base import CallFailed, Progress, SDKProvider
-from .pool import Pool
-from .pricing import PriceTable
-from .prompts import Prompt
+from ..base import SDKProvider
+from ..pool import Pool, PoolKind, http_client
+from ..pricing import PriceTable
+from ..prompts import Prompt
+from ..streaming import CallFailed, Progress
+from . import Connected
+
+if TYPE_CHECKING:
+    from ...settings import ProviderSettings
 
 CACHEABLE_SYSTEM_TOKENS = 1024
 
@@ -36,9 +42,18 @@ def anthropic_client(pool: Pool, api_key: str, base_url: str | None) -> AsyncAnt
     return client
 
 
-class AnthropicProvider(SDKProvider):
-    api = "anthropic"
+def connect(
+    config: ProviderSettings, *, pool: PoolKind, verify: ssl.SSLContext | bool, timeout_s: float
+) -> Connected:
+    """The registry's entry point: one pooled client, a provider per model over it."""
+    p = Pool(config.name, http_client(pool, verify=verify), pool)
+    client = anthropic_client(p, config.api_key or "", config.base_url)
+    return Connected(
+        p, lambda model: AnthropicProvider(client, model, p, name=config.name, timeout_s=timeout_s)
+    )
 
+
+class AnthropicProvider(SDKProvider):
     def __init__(
         self,
         client: AsyncAnthropic,

@@ -1,5 +1,5 @@
-"""OpenAI Chat Completions through the official SDK (`AsyncOpenAI`), streamed; also any
-OpenAI-compatible endpoint (Gemini's, vLLM, Ollama...) given its base URL.
+"""OpenAI Chat Completions through the official SDK (`AsyncOpenAI`), streamed; the same class
+serves OpenAI-compatible endpoints (openai_compatible.py).
 
 JSON as plain text with `response_format={"type": "json_object"}` (JSON mode, no tools), so any
 compatible endpoint works. Usage comes from the final chunk (`stream_options.include_usage`).
@@ -7,26 +7,50 @@ compatible endpoint works. Usage comes from the final chunk (`stream_options.inc
 
 from __future__ import annotations
 
+import ssl
+from typing import TYPE_CHECKING
+
 from openai import AsyncOpenAI, omit
 
-from .base import CallFailed, Progress, SDKProvider
-from .pool import Pool
-from .pricing import PriceTable
-from .prompts import Prompt
+from ..base import SDKProvider
+from ..pool import Pool, PoolKind, http_client
+from ..pricing import PriceTable
+from ..prompts import Prompt
+from ..streaming import CallFailed, Progress
+from . import Connected
+
+if TYPE_CHECKING:
+    from ...settings import ProviderSettings
 
 
 def openai_client(pool: Pool, api_key: str, base_url: str | None) -> AsyncOpenAI:
     """The SDK client over the endpoint's pool; SDK retries off (the router owns retries)."""
-    client = AsyncOpenAI(
-        api_key=api_key, base_url=base_url, http_client=pool.client, max_retries=0
-    )
+    client = AsyncOpenAI(api_key=api_key, base_url=base_url, http_client=pool.client, max_retries=0)
     pool.probe = client.models.list
     return client
 
 
-class OpenAIProvider(SDKProvider):
-    api = "openai"
+def connect(
+    config: ProviderSettings,
+    *,
+    pool: PoolKind,
+    verify: ssl.SSLContext | bool,
+    timeout_s: float,
+    official: bool = True,
+) -> Connected:
+    """The registry's entry point: one pooled client, a provider per model over it."""
+    p = Pool(config.name, http_client(pool, verify=verify), pool)
+    # Local servers take any key; the SDK insists on one.
+    client = openai_client(p, config.api_key or "unused", config.base_url)
+    return Connected(
+        p,
+        lambda model: OpenAIProvider(
+            client, model, p, name=config.name, official=official, timeout_s=timeout_s
+        ),
+    )
 
+
+class OpenAIProvider(SDKProvider):
     def __init__(
         self,
         client: AsyncOpenAI,
