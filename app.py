@@ -87,6 +87,7 @@ async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Ru
             tiering=llm.tiering,
             calls=store,
             sources=sources,
+            locks=store.thread_locks,
         )
         yield Runtime(settings, engine, store)
     finally:

@@ -7,6 +7,7 @@ Adapters live elsewhere: LLM providers in `engine.llm`, SQLite in `storage`, emb
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -127,6 +128,13 @@ class ContextStore(Protocol):
 
     async def recent_turns(self, limit: int) -> Sequence[TurnRecord]: ...
 
+
+
+class ThreadLocks(Protocol):
+    """Turns of one thread one at a time, in arrival order (`engine.locks.LocalThreadLocks` in
+    one process; the Postgres store's advisory locks across instances)."""
+
+    def hold(self, key: ThreadKey) -> AbstractAsyncContextManager[None]: ...
 
 
 class CallLog(Protocol):

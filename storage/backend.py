@@ -8,22 +8,15 @@ Postgres is the shared backend for several instances.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
 from engine.cache.persistence import CachePersistence
 from engine.inbox import InboxStore
 from engine.model import Suggestion, ThreadContext, ThreadKey, TurnInput
-from engine.ports import CallRecord, TurnRecord
+from engine.ports import CallRecord, ThreadLocks, TurnRecord
 
-__all__ = ["Store", "ThreadLocks", "is_postgres_url", "open_store"]
-
-
-class ThreadLocks(Protocol):
-    def hold(self, key: ThreadKey) -> AbstractAsyncContextManager[None]:
-        """Run one turn of this thread at a time, in arrival order."""
-        ...
+__all__ = ["Store", "is_postgres_url", "open_store"]
 
 
 class Store(Protocol):

@@ -32,10 +32,10 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from engine.codec import suggestion_from_dict, suggestion_to_dict
+from engine.locks import LocalThreadLocks
 from engine.model import SlotValue, Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.ports import CallRecord, TurnRecord
 
-from .locks import LocalThreadLocks
 from .postgres_migrations import migrate
 from .retry import Backoff
 

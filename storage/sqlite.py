@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlite_utils import Database
 
 from engine.codec import suggestion_from_dict, suggestion_to_dict
+from engine.locks import LocalThreadLocks
 from engine.model import SlotValue, Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.ports import CallRecord, TurnRecord
 
-from .locks import LocalThreadLocks
 from .migrations import migrate
 from .retry import Backoff
 

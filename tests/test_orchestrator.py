@@ -9,6 +9,7 @@ import pytest
 
 from engine.errors import EmptyMessage
 from engine.llm.offline import OfflineProvider
+from engine.locks import LocalThreadLocks
 from engine.model import Capture, Detection, StepCall, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
@@ -152,7 +153,7 @@ async def test_turns_of_one_thread_run_in_order_others_concurrently(
     texts = [f"message {i}" for i in range(10)]
     await asyncio.gather(*(eng.handle(turn(t, i)) for i, t in enumerate(texts)))
     assert order == texts
-    assert not eng._locks  # released once nobody waits
+    assert isinstance(eng.locks, LocalThreadLocks) and len(eng.locks) == 0  # released
 
 
 async def test_regenerate_answers_the_same_message_again(

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import EmptyMessage, StoreUnavailable, TurnNotSaved
 from ..events import Done, ReplyDelta, Status, TurnEvent
+from ..locks import LocalThreadLocks
 from ..model import (
     Capture,
     Detection,
@@ -31,7 +32,15 @@ from ..model import (
     TurnInput,
 )
 from ..playbook import Playbook
-from ..ports import CallLog, ContextStore, Provider, ResponseCache, StatsSource, StepResult
+from ..ports import (
+    CallLog,
+    ContextStore,
+    Provider,
+    ResponseCache,
+    StatsSource,
+    StepResult,
+    ThreadLocks,
+)
 from ..rules.capture import capture as rules_capture
 from ..rules.detect import detect as rules_detect
 from ..settings import Settings
@@ -71,6 +80,7 @@ class Engine:
         tiering: TierPolicy = always_powerful,
         calls: CallLog | None = None,
         sources: Mapping[str, StatsSource] | None = None,
+        locks: ThreadLocks | None = None,
     ) -> None:
         self.llm = llm
         self.store = store
@@ -80,8 +90,8 @@ class Engine:
         self.tiering = tiering
         self.calls = calls
         self.sources = dict(sources or {})
-        self._locks: dict[ThreadKey, asyncio.Lock] = {}
-        self._waiting: dict[ThreadKey, int] = {}
+        # Turns of a thread one at a time: in this process, or across instances (Postgres).
+        self.locks: ThreadLocks = locks if locks is not None else LocalThreadLocks()
         # Speculative generation (settings.speculative): drafts started, kept and thrown away.
         self.speculation = {"started": 0, "kept": 0, "wasted": 0}
 
@@ -110,7 +120,7 @@ class Engine:
 
     async def _turn(self, turn: TurnInput, emit: Emit) -> Suggestion:
         text, notes = self._bounded(turn.text)
-        async with self._thread(turn.key):
+        async with self.locks.hold(turn.key):
             started = time.perf_counter()
             context = await self.store.load(turn.key)
             suggestion = await self._cached(turn, text, context, started, notes)
@@ -184,7 +194,7 @@ class Engine:
         return Analysis(captured, detection, merged, fired, results, step_ms)
 
     async def reset(self, key: ThreadKey) -> None:
-        async with self._thread(key):
+        async with self.locks.hold(key):
             await self.store.reset(key)
 
     async def feedback(self, suggestion_id: str, positive: bool) -> bool:
@@ -417,36 +427,6 @@ class Engine:
         cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
         note = f"The message was {len(text):,} characters; I read the first {len(cut):,}."
         return cut, (note,)
-
-    def _thread(self, key: ThreadKey) -> _ThreadLock:
-        return _ThreadLock(self, key)
-
-
-class _ThreadLock:
-    """Turns of one thread run in arrival order; the lock is dropped when nobody waits."""
-
-    def __init__(self, engine: Engine, key: ThreadKey) -> None:
-        self.engine, self.key = engine, key
-
-    async def __aenter__(self) -> None:
-        engine = self.engine
-        lock = engine._locks.setdefault(self.key, asyncio.Lock())
-        engine._waiting[self.key] = engine._waiting.get(self.key, 0) + 1
-        try:
-            await lock.acquire()
-        except BaseException:
-            self._leave()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.engine._locks[self.key].release()
-        self._leave()
-
-    def _leave(self) -> None:
-        engine = self.engine
-        engine._waiting[self.key] -= 1
-        if not engine._waiting[self.key]:
-            del engine._waiting[self.key], engine._locks[self.key]
 
 
 class _ReplyFeed:

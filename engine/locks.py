@@ -1,9 +1,10 @@
-"""Per-thread locks: a thread's turns run one at a time, in arrival order.
+"""Per-thread locks (the `engine.ports.ThreadLocks` port): a thread's turns run one at a time,
+in arrival order.
 
-`LocalThreadLocks` orders them inside one process (asyncio locks are FIFO); the SQLite store uses
-it alone. `storage.postgres.AdvisoryThreadLocks` puts a Postgres advisory lock behind it, so
-turns of one thread are serialised across every instance sharing the database, while each
-process still sends only one waiter per thread to the database.
+`LocalThreadLocks` orders them inside one process (asyncio locks are FIFO): the engine's default
+and the SQLite store's. `storage.postgres.AdvisoryThreadLocks` puts a Postgres advisory lock
+behind it, so turns of one thread are serialised across every instance sharing the database,
+while each process still sends only one waiter per thread to the database.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from engine.model import ThreadKey
+from .model import ThreadKey
 
 __all__ = ["LocalThreadLocks"]
 
