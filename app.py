@@ -25,7 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from bot.logs import install_redaction
 from engine.codec import suggestion_to_dict
-from engine.data import GOLDEN, HARD_NEGATIVES, PARAPHRASES
+from engine.data import GOLDEN, HARD_NEGATIVES, PARAPHRASES, THREADS
 from engine.errors import EmptyMessage, StoreUnavailable, TurnNotSaved
 from engine.evaluation import GoldenError, Prediction, load_golden, score
 from engine.llm.factory import LLMStack, build_llm
@@ -265,6 +265,49 @@ async def cmd_eval(settings: Settings, golden: Path, as_json: bool, stdout: Text
     return 0
 
 
+async def cmd_eval_threads(settings: Settings, path: Path, as_json: bool, stdout: TextIO) -> int:
+    """Each thread turn by turn through the engine on the offline tier and a throwaway store:
+    the score is the rules' thread memory, whatever keys or database the settings name."""
+    import tempfile
+
+    from engine.llm.offline import OfflineProvider
+    from engine.thread_eval import ThreadSetError, load_threads, run_threads, score_threads
+
+    try:
+        threads = load_threads(path)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ThreadSetError as exc:
+        raise UsageError(str(exc)) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_store(Path(tmp) / "threads.db", history_window=settings.history_window)
+        try:
+            engine = Engine(
+                llm=OfflineProvider(), store=store, settings=settings, playbook=default_playbook()
+            )
+            results = await run_threads(threads, engine, store)
+        finally:
+            await store.close()
+    report = score_threads(results)
+    report["threads"] = str(path)
+    if as_json:
+        print(json.dumps(report), file=stdout)
+        return 0
+    print(f"{path}: {len(threads)} threads (t01-t26 tuning, the rest held out)", file=stdout)
+    for part in ("tuning", "held_out", "all"):
+        r = report[part]
+        agreement = ", ".join(
+            f"{name} {v['agree']}/{v['compared']}" for name, v in r["value_agreement"].items()
+        )
+        print(
+            f"  {part:9} {r['threads']:3} threads  slot recall {r['slot_recall']:.3f}  "
+            f"precision {r['slot_precision']:.3f}  situation {r['situation_accuracy']:.3f}",
+            file=stdout,
+        )
+        print(f"  {'':9} values agree: {agreement}", file=stdout)
+    return 0
+
+
 def _slot(value: str) -> Any:
     from engine.model import SlotValue
 
@@ -404,6 +447,13 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="one JSON object per turn")
     ev = sub.add_parser("eval", help="score capture and detect on a labelled golden set")
     ev.add_argument("--golden", type=Path, default=GOLDEN)
+    ev.add_argument(
+        "--threads",
+        type=Path,
+        nargs="?",
+        const=THREADS,
+        help="score thread memory on multi-turn threads instead (default: the packaged set)",
+    )
     ev.add_argument("--json", action="store_true")
     st = sub.add_parser("stats", help="cache, reconcile, provider and latency figures")
     st.add_argument("--json", action="store_true")
@@ -459,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(cmd_chat(settings, sys.stdin, sys.stdout, args.thread))
             case "replay":
                 return asyncio.run(cmd_replay(settings, args.file, args.json, sys.stdout))
+            case "eval" if args.threads is not None:
+                return asyncio.run(cmd_eval_threads(settings, args.threads, args.json, sys.stdout))
             case "eval":
                 return asyncio.run(cmd_eval(settings, args.golden, args.json, sys.stdout))
             case "stats":

@@ -3,6 +3,9 @@
 - golden.jsonl: messages labelled with their situation and slots; `sales-agent eval` scores
   capture and detect on it, the offline rules were tuned on it, the benchmark draws from it.
 - holdout.jsonl: labelled the same way, never used for tuning (the rules' honest score).
+- threads.jsonl: multi-turn deal threads with the slots a person keeps by the last message and
+  its situation, written by someone who never saw the rules; `sales-agent eval --threads`
+  scores thread memory on it (t01-t26 tune, t27-t40 are held out).
 - paraphrases.jsonl / hard_negatives.jsonl: message pairs for `sales-agent guard`'s
   threshold curve (rewordings the semantic cache should serve, look-alikes it must not).
 """
@@ -14,5 +17,6 @@ from pathlib import Path
 DATA = Path(__file__).parent
 GOLDEN = DATA / "golden.jsonl"
 HOLDOUT = DATA / "holdout.jsonl"
+THREADS = DATA / "threads.jsonl"
 PARAPHRASES = DATA / "paraphrases.jsonl"
 HARD_NEGATIVES = DATA / "hard_negatives.jsonl"
