@@ -19,10 +19,11 @@ def percentiles(values: Iterable[float]) -> dict[str, float]:
     data = sorted(values)
     if not data:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
-    return {f"p{q}": round(_quantile(data, q / 100), 3) for q in (50, 95, 99)}
+    return {f"p{q}": round(quantile(data, q / 100), 3) for q in (50, 95, 99)}
 
 
-def _quantile(sorted_values: Sequence[float], q: float) -> float:
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) of non-empty sorted values; the project's one quantile."""
     # Linear interpolation between closest ranks, as numpy's default does.
     pos = (len(sorted_values) - 1) * q
     lo = int(pos)

@@ -85,12 +85,8 @@ def test_bench_smoke_writes_table_json_and_plot(
     assert len(table) == 2 + len(LADDER)
     for row, line in zip(doc["rows"], table[2:], strict=True):
         assert line.split("|")[1].strip() == row["name"]
-    ran = [r for r in doc["rows"] if "error" not in r]
-    if not ran:  # the providers (engine/llm/factory.py) are not built yet
-        assert code == 1
-        return
     assert code == 0
-    for row in ran:
+    for row in doc["rows"]:
         assert set(row) >= ROW_KEYS, ROW_KEYS - set(row)
         assert row["turns"] == 10
         # Each turn's first text shows no later than its card.

@@ -39,7 +39,7 @@ def make_answerer(workload: Workload) -> Callable[[ParsedRequest], str]:
     def answer(req: ParsedRequest) -> str:
         step = req.step or ""
         ctx: dict[str, Any] = {k: str(v) for k, v in req.context.items()}
-        result = answer_contract(step, req.message, ctx, req.situation, req.strategy)
+        result = answer_contract(step, req.message, ctx, req.situation)
         if step == "generate":
             result = asked_length(result, req.system)
             if req.max_tokens is not None:

@@ -1,26 +1,23 @@
 """Build an engine for one benchmark configuration, through the project's public APIs.
 
 This is the one place the benchmark touches `engine.llm` (providers, router, factory) and
-`engine.cache`; everything else sees an `Engine`. Where an API is missing, the build says so
-with `Unavailable` instead of guessing.
+`engine.cache`; everything else sees an `Engine`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.cache import open_cache
+from engine.llm.factory import build_llm
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.ports import Provider, ResponseCache
 from engine.settings import Settings
 from storage import SqliteStore
-
-
-class Unavailable(RuntimeError):
-    """A part the benchmark needs does not exist yet (names the missing API)."""
+from storage.cache_store import SqliteCacheStore
 
 
 @dataclass
@@ -36,15 +33,6 @@ class Built:
             await close()
 
 
-def _module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
-
-
 async def build_cache(
     settings: Settings, store: SqliteStore, providers: tuple[str, ...] = ()
 ) -> ResponseCache | None:
@@ -52,13 +40,9 @@ async def build_cache(
     app wires it (`engine.cache.open_cache` with `storage.cache_store.SqliteCacheStore`)."""
     if not settings.cache:
         return None
-    mod = _module("engine.cache")
-    persistence = _module("storage.cache_store")
-    if mod is None or not hasattr(mod, "open_cache") or persistence is None:
-        raise Unavailable("engine.cache.open_cache / storage.cache_store do not exist yet")
-    cache: ResponseCache | None = await mod.open_cache(
+    cache: ResponseCache | None = await open_cache(
         settings,
-        persistence=persistence.SqliteCacheStore(store),
+        persistence=SqliteCacheStore(store),
         suggestion_of=store.suggestion,
         providers=providers,
     )
@@ -71,14 +55,6 @@ async def build_cache(
 LlmFactory = Callable[..., Awaitable[Any]]
 
 
-def llm_factory() -> LlmFactory:
-    factory = _module("engine.llm.factory")
-    if factory is None:
-        raise Unavailable("engine/llm/factory.py (build_llm) does not exist yet")
-    build_llm: LlmFactory = factory.build_llm
-    return build_llm
-
-
 async def build(
     settings: Settings,
     *,
@@ -87,11 +63,11 @@ async def build(
     factory: LlmFactory | None = None,
 ) -> Built:
     """A whole engine over SQLite with the providers and cache the settings ask for."""
-    build_llm = factory or llm_factory()
+    make_llm = factory or build_llm
     store = await SqliteStore.open(settings.db_path, history_window=settings.history_window)
     closers: list[Callable[[], Awaitable[None]]] = [store.close]
     try:
-        llm = await build_llm(settings, calls=store, pool=pool)
+        llm = await make_llm(settings, calls=store, pool=pool)
         closers.append(llm.aclose)
         cache = await build_cache(settings, store, tuple(getattr(llm, "names", ())))
         if cache is not None and hasattr(cache, "aclose"):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
+from engine.stats import quantile
 
 
 def quantiles(values: Iterable[float], qs: Iterable[int] = (50, 95, 99)) -> dict[str, float]:
-    data = np.asarray(list(values), dtype=float)
-    if data.size == 0:
+    data = sorted(values)
+    if not data:
         return {f"p{q}": float("nan") for q in qs}
-    return {f"p{q}": float(np.percentile(data, q)) for q in qs}
+    return {f"p{q}": quantile(data, q / 100) for q in qs}
 
 
 def rate(part: float, whole: float) -> float:

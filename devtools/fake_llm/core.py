@@ -42,7 +42,7 @@ def default_answerer(req: ParsedRequest) -> str:
     """The engine's offline contract answer (imported lazily: it lives in the engine)."""
     from engine.llm.offline import answer_contract
 
-    result = answer_contract(req.step or "", req.message, req.context, req.situation, req.strategy)
+    result = answer_contract(req.step or "", req.message, req.context, req.situation)
     return result if isinstance(result, str) else json.dumps(result)
 
 

@@ -63,7 +63,6 @@ def answer_contract(
     message: str,
     context: Mapping[str, str],
     situation: str | None = None,
-    strategy: str | None = None,
 ) -> dict[str, Any]:
     """The contract JSON the offline tier would answer: what the fake LLM server replies."""
     slots = {k: str(v) for k, v in context.items()}

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +43,7 @@ from ..errors import ErrorKind, ProviderError
 from ..model import StepCall
 from ..ports import CallRecord, StepRequest, StepResult
 from ..settings import RouterMode
+from ..stats import quantile
 from . import prompts
 from .breaker import CircuitBreaker
 from .offline import OfflineProvider
@@ -124,18 +124,9 @@ class _Samples:
         """(p50, p90) in seconds."""
         if self._dirty:
             data = sorted(self.values)
-            self._cache = (_quantile(data, 0.5), _quantile(data, 0.9))
+            self._cache = (quantile(data, 0.5), quantile(data, 0.9))
             self._dirty = False
         return self._cache
-
-
-def _quantile(data: Sequence[float], q: float) -> float:
-    if not data:
-        return math.inf
-    pos = (len(data) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
 
 class Router:
