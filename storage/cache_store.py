@@ -222,8 +222,8 @@ class SqliteCacheStore(BufferedCacheStore):
                     [version, BLOCKED_VERSION, version, not_before],
                 ).rowcount
 
-        loaded = await self.store._run(read_cache)
-        dropped = await self._housekeeping(self.store._run(drop_stale_cache))
+        loaded = await self.store.run(read_cache)
+        dropped = await self._housekeeping(self.store.run(drop_stale_cache))
         return replace(loaded, dropped=dropped)
 
     async def entry(self, key: str) -> StoredEntry | None:
@@ -233,7 +233,7 @@ class SqliteCacheStore(BufferedCacheStore):
             ).fetchone()
             return entry_from_row(row) if row else None
 
-        return await self.store._run(read_cache_entry)
+        return await self.store.run(read_cache_entry)
 
     async def scoped(self, version: str, fingerprint: str) -> list[StoredEntry]:
         def read_cache_scope() -> list[StoredEntry]:
@@ -243,7 +243,7 @@ class SqliteCacheStore(BufferedCacheStore):
             ).fetchall()
             return [entry_from_row(r) for r in rows]
 
-        return await self.store._run(read_cache_scope)
+        return await self.store.run(read_cache_scope)
 
     async def blocked_since(self, since: float) -> list[tuple[str, float]]:
         def read_blocks() -> list[tuple[str, float]]:
@@ -254,7 +254,7 @@ class SqliteCacheStore(BufferedCacheStore):
             ).fetchall()
             return [(k.removeprefix(BLOCKED_PREFIX), float(at)) for k, at in rows]
 
-        return await self.store._run(read_blocks)
+        return await self.store.run(read_blocks)
 
     async def _write(
         self,
@@ -278,7 +278,7 @@ class SqliteCacheStore(BufferedCacheStore):
                     [(used, hits, key) for key, (used, hits) in touches.items()],
                 )
 
-        await self.store._run(write_cache_rows)
+        await self.store.run(write_cache_rows)
 
     async def _block(self, answer: str, suggestion_id: str, at: float) -> None:
         def write_block() -> None:
@@ -290,4 +290,4 @@ class SqliteCacheStore(BufferedCacheStore):
                     [BLOCKED_PREFIX + answer, BLOCKED_VERSION, suggestion_id, at, at],
                 )
 
-        await self.store._run(write_block)
+        await self.store.run(write_block)

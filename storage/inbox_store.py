@@ -49,7 +49,7 @@ class SqliteInboxStore:
                 )
             return cursor.rowcount > 0
 
-        return await self.store._run(inbox_add)
+        return await self.store.run(inbox_add)
 
     async def start_attempt(self, item_id: str) -> int:
         def start_attempt() -> int:
@@ -59,7 +59,7 @@ class SqliteInboxStore:
             row = db.execute("SELECT attempts FROM inbox WHERE id = ?", [item_id]).fetchone()
             return int(row[0]) if row else 0
 
-        return await self.store._run(start_attempt)
+        return await self.store.run(start_attempt)
 
     async def claim(self, item_id: str, owner: str, lease_s: float) -> InboxItem | None:
         def claim() -> InboxItem | None:
@@ -77,7 +77,7 @@ class SqliteInboxStore:
             row = db.execute(f"SELECT {COLUMNS} FROM inbox WHERE id = ?", [item_id]).fetchone()
             return item_from_row(row) if row else None
 
-        return await self.store._run(claim)
+        return await self.store.run(claim)
 
     async def renew(self, item_id: str, owner: str, lease_s: float) -> bool:
         def renew() -> bool:
@@ -90,7 +90,7 @@ class SqliteInboxStore:
                 )
             return cursor.rowcount > 0
 
-        return await self.store._run(renew)
+        return await self.store.run(renew)
 
     async def release(self, item_id: str, owner: str) -> None:
         def release() -> None:
@@ -102,7 +102,7 @@ class SqliteInboxStore:
                     [item_id, owner],
                 )
 
-        await self.store._run(release)
+        await self.store.run(release)
 
     async def set_reply(self, item_id: str, reply_ts: str) -> None:
         await self._update(item_id, reply_ts=reply_ts)
@@ -135,7 +135,7 @@ class SqliteInboxStore:
             ).fetchone()
             return item_from_row(row) if row else None
 
-        return await self.store._run(read)
+        return await self.store.run(read)
 
     async def unfinished(self, limit: int = 500) -> Sequence[InboxItem]:
         def read() -> list[InboxItem]:
@@ -145,7 +145,7 @@ class SqliteInboxStore:
             ).fetchall()
             return [item_from_row(row) for row in rows]
 
-        return await self.store._run(read)
+        return await self.store.run(read)
 
     async def thread_known(self, team: str, channel: str, thread_ts: str) -> bool:
         def read() -> bool:
@@ -156,7 +156,7 @@ class SqliteInboxStore:
             ).fetchone()
             return row is not None
 
-        return await self.store._run(read)
+        return await self.store.run(read)
 
     async def suggestion(self, suggestion_id: str) -> Suggestion | None:
         return await self.store.suggestion(suggestion_id)
@@ -170,7 +170,7 @@ class SqliteInboxStore:
                 )
             return cursor.rowcount
 
-        return await self.store._run(inbox_prune)
+        return await self.store.run(inbox_prune)
 
     async def writable(self) -> bool:
         """Take the write lock and let it go: proves the file is open and writable."""
@@ -182,7 +182,7 @@ class SqliteInboxStore:
             return True
 
         try:
-            return await self.store._run(probe)
+            return await self.store.run(probe)
         except Exception:
             return False
 
@@ -193,7 +193,7 @@ class SqliteInboxStore:
             ).fetchall()
             return {state: int(n) for state, n in rows}
 
-        return await self.store._run(read)
+        return await self.store.run(read)
 
     async def _update(self, item_id: str, **changes: Any) -> None:
         def inbox_update() -> None:
@@ -202,7 +202,7 @@ class SqliteInboxStore:
             with db.conn:
                 db.execute(f"UPDATE inbox SET {columns} WHERE id = ?", [*changes.values(), item_id])
 
-        await self.store._run(inbox_update)
+        await self.store.run(inbox_update)
 
 
 def item_from_row(row: Sequence[Any]) -> InboxItem:

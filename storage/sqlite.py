@@ -55,7 +55,7 @@ class SqliteStore:
         cls, path: Path | str, *, history_window: int = 6, wait_s: float = 30.0
     ) -> SqliteStore:
         store = cls(path, history_window=history_window, wait_s=wait_s)
-        await store._run(store._connect)
+        await store.run(store._connect)
         return store
 
     def cache_rows(self) -> SqliteCacheStore:
@@ -73,17 +73,17 @@ class SqliteStore:
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
         if self._db is not None:
-            await self._run(self._db.conn.close)
+            await self.run(self._db.conn.close)
             self._db = None
         self._executor.shutdown(wait=True)
 
     # ContextStore ----------------------------------------------------------------------
 
     async def load(self, key: ThreadKey) -> ThreadContext:
-        return await self._run(self._load, key)
+        return await self.run(self._load, key)
 
     async def commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> None:
-        await self._run(self._commit_turn, turn, suggestion)
+        await self.run(self._commit_turn, turn, suggestion)
 
     async def reset(self, key: ThreadKey) -> None:
         def reset() -> None:
@@ -94,7 +94,7 @@ class SqliteStore:
                     [time.time(), str(key)],
                 )
 
-        await self._run(reset)
+        await self.run(reset)
 
     async def record_feedback(self, suggestion_id: str, value: int) -> bool:
         def record() -> bool:
@@ -104,7 +104,7 @@ class SqliteStore:
                 )
             return cursor.rowcount > 0
 
-        return await self._run(record)
+        return await self.run(record)
 
     async def suggestion(self, suggestion_id: str) -> Suggestion | None:
         def read() -> Suggestion | None:
@@ -113,7 +113,7 @@ class SqliteStore:
             ).fetchone()
             return suggestion_from_dict(json.loads(row[0])) if row else None
 
-        return await self._run(read)
+        return await self.run(read)
 
     async def answer_to(self, message_id: str) -> Suggestion | None:
         def read() -> Suggestion | None:
@@ -124,7 +124,7 @@ class SqliteStore:
             ).fetchone()
             return suggestion_from_dict(json.loads(row[0])) if row else None
 
-        return await self._run(read)
+        return await self.run(read)
 
     async def turn_of(self, suggestion_id: str) -> TurnInput | None:
         """The message a suggestion answered, to answer it again."""
@@ -145,7 +145,7 @@ class SqliteStore:
                 ts=row[4],
             )
 
-        return await self._run(read)
+        return await self.run(read)
 
     async def recent_turns(self, limit: int) -> Sequence[TurnRecord]:
         def read() -> list[TurnRecord]:
@@ -171,7 +171,7 @@ class SqliteStore:
                 )
             return records
 
-        return await self._run(read)
+        return await self.run(read)
 
     # CallLog ---------------------------------------------------------------------------
 
@@ -201,7 +201,7 @@ class SqliteStore:
                     ],
                 )
 
-        await self._run(log)
+        await self.run(log)
 
     async def recent_calls(self, limit: int) -> Sequence[CallRecord]:
         def read() -> list[CallRecord]:
@@ -212,7 +212,7 @@ class SqliteStore:
             ).fetchall()
             return [CallRecord(*row) for row in rows]
 
-        return await self._run(read)
+        return await self.run(read)
 
     # Worker-thread side ----------------------------------------------------------------
 
@@ -228,7 +228,7 @@ class SqliteStore:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        # SQLite waits this long for another process's write lock; `_run` then backs off.
+        # SQLite waits this long for another process's write lock; `run` then backs off.
         conn.execute(f"PRAGMA busy_timeout = {int(min(5.0, self.wait_s) * 1000)}")
         # WAL checkpoints run on their own thread (below), not inside a turn's commit: an
         # automatic one every ~1,000 pages cost that commit ~1.5 ms, the engine's p99. That
@@ -315,7 +315,9 @@ class SqliteStore:
             ],
         )
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the store's one database thread. The cache and inbox stores use it
+        too: every statement on this file goes through one connection, in order."""
         loop = asyncio.get_running_loop()
 
         async def attempt() -> T:

@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
+from devtools.fake_llm import FakeLLMServer
 from devtools.pgserver import PostgresServer, ServerUnavailable
 from engine.llm.offline import OfflineProvider
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.settings import Settings
 from storage import SqliteStore, Store, open_store
+from tests.llm_kit import Kit
 
 
 @pytest.fixture
@@ -85,3 +88,19 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         return Backend("sqlite", tmp_path / "agent.db")
     return Backend("postgres", request.getfixturevalue("pg_url"))
+
+
+# The fake LLM server and providers over it (provider, router, tiering tests) ----------------
+
+
+@pytest_asyncio.fixture
+async def server() -> AsyncIterator[FakeLLMServer]:
+    async with FakeLLMServer(latency_profile="zero", time_scale=0) as srv:
+        yield srv
+
+
+@pytest_asyncio.fixture
+async def kit(server: FakeLLMServer) -> AsyncIterator[Kit]:
+    k = Kit(server)
+    yield k
+    await k.close()

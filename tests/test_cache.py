@@ -320,7 +320,7 @@ async def test_a_new_answer_version_drops_old_entries(stack: Stack) -> None:
     assert reopened.cache.stats()["evicted"] == {"stale": 1}
     assert (await reopened.ask("b", PRICE)).cache == "miss"
     await reopened.cache.flush()
-    rows = await reopened.store._run(
+    rows = await reopened.store.run(
         lambda: reopened.store.db.execute("SELECT version FROM cache_entries").fetchall()
     )
     assert rows == [("v2",)]
@@ -398,7 +398,7 @@ async def test_the_least_recently_used_entry_is_evicted(tmp_path: Path) -> None:
         stats = cache.stats()
         assert stats["evicted"] == {"lru": 1} and stats["size"] == 3 and stats["vectors"] == 3
         await cache.flush()
-        texts = await store._run(
+        texts = await store.run(
             lambda: [r[0] for r in store.db.execute("SELECT text FROM cache_entries")]
         )
         assert sorted(texts) == ["alpha one", "charlie three", "delta four"]

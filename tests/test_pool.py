@@ -30,7 +30,7 @@ from engine.llm.providers.anthropic import AnthropicProvider, anthropic_client
 from engine.llm.providers.openai import OpenAIProvider, openai_client
 from engine.llm.streaming import Progress
 from engine.model import Detection
-from tests.test_providers import GPT4O, Kit, request
+from tests.llm_kit import GPT4O, Kit, request
 
 pytestmark = pytest.mark.timeout(45)
 

@@ -19,11 +19,10 @@ from engine.playbook import default_playbook
 from engine.settings import Settings
 from engine.stats import build_report
 from storage import SqliteStore
-from tests.test_providers import GPT4O, HAIKU, MINI, SONNET, Kit, generations, request
+from tests.llm_kit import GPT4O, HAIKU, MINI, SONNET, Kit, generations, request
 
 pytestmark = pytest.mark.timeout(20)
 
-pytest_plugins = ["tests.test_providers"]  # the server and kit fixtures
 
 
 async def test_race_returns_the_fastest_valid_answer_and_cancels_the_loser(kit: Kit) -> None:

@@ -391,7 +391,7 @@ async def test_feedback_click_is_stored_with_the_suggestion(start: Start) -> Non
     await h.fake.wait_for_ack(await h.fake.push_action(payload))
     note = await h.fake.wait_for_call("response_url")
     assert note.args["response_type"] == "ephemeral" and note.args["replace_original"] is False
-    stored = await h.store._run(
+    stored = await h.store.run(
         lambda: h.store.db.execute(
             "SELECT feedback FROM suggestions WHERE id = ?", [row["suggestion_id"]]
         ).fetchone()
@@ -712,7 +712,7 @@ async def test_a_turn_whose_reply_was_started_is_finished_not_posted_again(
                 [stream_ts],
             )
 
-    await h.store._run(rewind)
+    await h.store.run(rewind)
     h.fake.streams[stream_ts].state = "streaming"
     await h.bot.stop()
     again = await start(fake=h.fake, db=tmp_path / "shared.db")

@@ -17,6 +17,7 @@ from engine.ports import CallRecord, StepRequest, StepResult
 from engine.settings import Settings
 from storage import SqliteStore, Store
 from storage.cache_store import BufferedCacheStore
+from storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 
 from .conftest import Backend
 
@@ -106,31 +107,129 @@ async def test_feedback_answers_and_the_call_log(backend: Backend) -> None:
     await store.close()
 
 
-async def test_sqlite_reopening_an_up_to_date_file_migrates_nothing(tmp_path: Path) -> None:
+# The SQLite schema after every migration, whitespace collapsed. A new migration changes it
+# (and SQLITE_VERSION) on purpose; any other change to it is a bug in a shipped migration.
+SQLITE_VERSION = 7
+SQLITE_SCHEMA = (
+    (
+        'CREATE TABLE "cache_entries" ( "key" TEXT PRIMARY KEY, "fingerprint" TEXT, '
+        '"version" TEXT, "text" TEXT, "embedder" TEXT, "vector" BLOB, "suggestion_id" TEXT, '
+        '"body" TEXT, "created_at" REAL, "used_at" REAL, "hits" INTEGER )'
+    ),
+    'CREATE TABLE "counters" ( "name" TEXT PRIMARY KEY, "value" INTEGER )',
+    'CREATE INDEX "idx_cache_entries_suggestion_id" ON "cache_entries" ("suggestion_id")',
+    'CREATE INDEX "idx_cache_entries_used_at" ON "cache_entries" ("used_at")',
+    'CREATE INDEX "idx_inbox_state_received_at" ON "inbox" ("state", "received_at")',
+    'CREATE INDEX "idx_inbox_team_channel_thread_ts" ON "inbox" ("team", "channel", "thread_ts")',
+    'CREATE INDEX "idx_llm_calls_at" ON "llm_calls" ("at")',
+    'CREATE INDEX "idx_messages_thread_key_created_at" ON "messages" ("thread_key", "created_at")',
+    'CREATE INDEX "idx_suggestions_created_at" ON "suggestions" ("created_at")',
+    'CREATE INDEX "idx_suggestions_message_id" ON "suggestions" ("message_id")',
+    (
+        'CREATE TABLE "inbox" ( "id" TEXT PRIMARY KEY, "team" TEXT, "channel" TEXT, '
+        '"thread_ts" TEXT, "ts" TEXT, "user" TEXT, "text" TEXT, "payload" TEXT, "state" TEXT, '
+        '"attempts" INTEGER, "received_at" REAL, "done_at" REAL, "reply_ts" TEXT, '
+        '"suggestion_id" TEXT, "error" TEXT , "lease_owner" TEXT, "lease_until" REAL)'
+    ),
+    (
+        'CREATE TABLE "llm_calls" ( "id" INTEGER PRIMARY KEY, "at" REAL, "step" TEXT, '
+        '"provider" TEXT, "model" TEXT, "tier" TEXT, "outcome" TEXT, "ms" REAL, '
+        '"tokens_in" INTEGER, "tokens_out" INTEGER, "cost_usd" REAL, "prompt" TEXT, '
+        '"response" TEXT )'
+    ),
+    (
+        'CREATE TABLE "messages" ( "id" TEXT PRIMARY KEY, "thread_key" TEXT, "author" TEXT, '
+        '"text" TEXT, "ts" REAL, "created_at" REAL )'
+    ),
+    (
+        'CREATE TABLE "slots" ( "thread_key" TEXT, "name" TEXT, "value" TEXT, "message_id" TEXT, '
+        '"set_at" REAL, PRIMARY KEY ("thread_key", "name") )'
+    ),
+    (
+        'CREATE TABLE "suggestions" ( "id" TEXT PRIMARY KEY, "thread_key" TEXT, "message_id" TEXT, '
+        '"created_at" REAL, "situation" TEXT, "cache" TEXT, "latency_ms" REAL, '
+        '"reconciled" INTEGER, "feedback" INTEGER, "body" TEXT )'
+    ),
+    (
+        'CREATE TABLE "threads" ( "key" TEXT PRIMARY KEY, "turns" INTEGER, "last_situation" TEXT, '
+        '"updated_at" REAL , "reset_at" REAL)'
+    ),
+)
+
+
+async def _sqlite_schema(store: SqliteStore) -> tuple[int, str, tuple[str, ...]]:
+    def read() -> tuple[int, str, tuple[str, ...]]:
+        db = store.db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        rows = db.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
+        ).fetchall()
+        return version, mode, tuple(" ".join(sql.split()) for (sql,) in rows)
+
+    return await store.run(read)
+
+
+async def test_sqlite_a_fresh_file_gets_the_exact_schema_and_reopening_changes_nothing(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "c.db"
     for _ in range(2):
         store = await SqliteStore.open(path)
-        db = store.db
-        version = await store._run(db.execute, "PRAGMA user_version")
-        mode = await store._run(db.execute, "PRAGMA journal_mode")
-        version, mode = version.fetchone()[0], mode.fetchone()[0]
-        assert version >= 2 and mode == "wal"
+        version, mode, schema = await _sqlite_schema(store)
         await store.close()
+        assert version == SQLITE_VERSION == len(SQLITE_MIGRATIONS)
+        assert mode == "wal"
+        assert schema == SQLITE_SCHEMA
 
 
-async def test_postgres_instances_starting_together_migrate_once(pg_url: str) -> None:
+POSTGRES_VERSION = 2
+
+
+def _postgres_columns(url: str) -> dict[str, list[str]]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name <> 'schema_version' "
+            "ORDER BY table_name, ordinal_position"
+        ).fetchall()
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, []).append(column)
+    return columns
+
+
+async def test_postgres_instances_starting_together_migrate_once(
+    pg_url: str, tmp_path: Path
+) -> None:
     import psycopg
 
     from storage.postgres import PostgresStore
     from storage.postgres_migrations import MIGRATIONS
 
     stores = await asyncio.gather(*(PostgresStore.open(pg_url) for _ in range(3)))
+    columns = _postgres_columns(pg_url)
     again = await PostgresStore.open(pg_url)
     with psycopg.connect(pg_url) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
-    assert versions == list(range(1, len(MIGRATIONS) + 1))
+    assert len(MIGRATIONS) == POSTGRES_VERSION
+    assert versions == list(range(1, POSTGRES_VERSION + 1))
+    assert _postgres_columns(pg_url) == columns  # reopening changed nothing
     for store in [*stores, again]:
         await store.close()
+    # Both backends keep the same tables and columns (SQLite's unused `counters` aside).
+    sqlite = await SqliteStore.open(tmp_path / "same.db")
+    tables = await sqlite.run(
+        lambda: {
+            name: [c.name for c in sqlite.db.table(name).columns]
+            for name in sqlite.db.table_names()
+            if name != "counters"
+        }
+    )
+    await sqlite.close()
+    assert columns == dict(sorted(tables.items()))
 
 
 # Several instances on one database --------------------------------------------------------

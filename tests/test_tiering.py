@@ -13,11 +13,10 @@ from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.settings import Settings
 from storage import SqliteStore
-from tests.test_providers import GPT4O, HAIKU, MINI, SONNET, Kit
+from tests.llm_kit import GPT4O, HAIKU, MINI, SONNET, Kit
 
 pytestmark = pytest.mark.timeout(20)
 
-pytest_plugins = ["tests.test_providers"]
 
 FEW = {"competitor": "Gong"}
 SOME = {"competitor": "Gong", "team_size": "40", "pain": "deals slip"}
