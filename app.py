@@ -32,7 +32,6 @@ from engine.llm.factory import LLMStack, build_llm
 from engine.model import Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
-from engine.ports import StatsSource
 from engine.settings import Settings, SettingsError
 from engine.taxonomy import SITUATION_TITLES, SLOT_TITLES
 from storage import Store, open_store
@@ -73,11 +72,8 @@ async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Ru
             suggestion_of=store.suggestion,
             providers=llm.names,
         )
-        sources: dict[str, StatsSource] = {"llm": llm}
-        if cache is not None:
-            sources["cache"] = cache
-            if warm:
-                await cache.warm_up()
+        if cache is not None and warm:
+            await cache.warm_up()
         engine = Engine(
             llm=llm.provider,
             store=store,
@@ -86,7 +82,7 @@ async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Ru
             cache=cache,
             tiering=llm.tiering,
             calls=store,
-            sources=sources,
+            llm_stats=llm,
             locks=store.thread_locks,
         )
         yield Runtime(settings, engine, store)
@@ -316,41 +312,40 @@ def _slot(value: str) -> Any:
 
 async def cmd_stats(settings: Settings, as_json: bool, stdout: TextIO) -> int:
     async with runtime(settings) as rt:
-        report = (await rt.engine.stats()).as_dict()
+        report = await rt.engine.stats()
     if as_json:
-        print(json.dumps(report), file=stdout)
+        print(json.dumps(report.to_json()), file=stdout)
         return 0
-    c, r, lat = report["cache"], report["reconcile"], report["latency"]
-    print(f"turns: {report['turns']}", file=stdout)
+    c, r = report.cache, report.reconcile
+    print(f"turns: {report.turns}", file=stdout)
     print(
-        f"cache: hit rate {c['hit_rate']:.1%} (exact {c['exact_hits']}, "
-        f"semantic {c['semantic_hits']} of {c['lookups']} lookups)",
+        f"cache: hit rate {c.hit_rate:.1%} (exact {c.exact_hits}, "
+        f"semantic {c.semantic_hits} of {c.lookups} lookups)",
         file=stdout,
     )
-    if c.get("enabled", True):
+    if c.live is not None:
         print(
-            f"cache: {c.get('size', 0)} entries, embedder {c.get('embedder') or 'off'}, "
-            f"semantic threshold {c.get('threshold')}, {c.get('evictions', 0)} evictions, "
-            f"{c.get('guard_rejections', 0)} guard rejections",
+            f"cache: {c.live.size} entries, embedder {c.live.embedder or 'off'}, "
+            f"semantic threshold {c.live.threshold}, {c.live.evictions} evictions, "
+            f"{c.live.guard_rejections} guard rejections",
             file=stdout,
         )
-    triggers = ", ".join(f"{k} {v}" for k, v in r["triggers"].items()) or "none"
-    print(f"reconcile: {r['rate']:.1%} of {r['turns']} analysed turns ({triggers})", file=stdout)
-    for step, p in lat.items():
+    triggers = ", ".join(f"{k} {v}" for k, v in r.triggers.items()) or "none"
+    print(f"reconcile: {r.rate:.1%} of {r.turns} analysed turns ({triggers})", file=stdout)
+    for step, p in report.latency.items():
         print(
-            f"latency {step:11} p50 {p['p50']:.1f} ms  p95 {p['p95']:.1f} ms  "
-            f"p99 {p['p99']:.1f} ms",
+            f"latency {step:11} p50 {p.p50:.1f} ms  p95 {p.p95:.1f} ms  p99 {p.p99:.1f} ms",
             file=stdout,
         )
-    for name, p in report["llm"]["providers"].items():
+    for name, pr in report.llm.providers.items():
         print(
-            f"provider {name}: {p['requests']} requests, {p['wins']} wins, "
-            f"{p['cancelled']} cancelled, {p['error_count']} errors, "
-            f"p95 {p['latency_ms']['p95']:.0f} ms",
+            f"provider {name}: {pr.requests} requests, {pr.wins} wins, "
+            f"{pr.cancelled} cancelled, {pr.error_count} errors, "
+            f"p95 {pr.latency_ms.p95:.0f} ms",
             file=stdout,
         )
-    f = report["feedback"]
-    print(f"feedback: {f['positive']} of {f['rated']} positive", file=stdout)
+    f = report.feedback
+    print(f"feedback: {f.positive} of {f.rated} positive", file=stdout)
     return 0
 
 

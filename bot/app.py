@@ -134,7 +134,8 @@ class SlackBot:
         self.ops: OpsServer | None = None
         self.identity: Identity | None = None
         self._starting = ""
-        # /metrics scrapes reuse the engine's stats report for ops.STATS_TTL_S seconds.
+        # /metrics scrapes and the stats endpoints reuse the engine's stats report for
+        # ops.STATS_TTL_S seconds.
         self._stats = TimedMemo(lambda: self.engine.stats())
 
     async def start(self) -> None:
@@ -209,6 +210,7 @@ class SlackBot:
                 self.metrics,
                 self.health,
                 self.refresh_metrics,
+                report=self._stats.get,
                 host=self.config.http_host,
                 port=self.config.http_port,
             )
@@ -261,7 +263,7 @@ class SlackBot:
         for state in ("pending", "done", "failed"):
             self.metrics.inbox.labels(state).set(counts.get(state, 0))
         report = await self._stats.get()
-        self.metrics.set_provider_errors(report.as_dict())
+        self.metrics.set_provider_errors(report)
 
 
 def _drop_token_skipped_warning(record: logging.LogRecord) -> bool:

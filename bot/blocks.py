@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.model import Suggestion
+from engine.stats import CacheReport, LlmReport, Percentiles, ReconcileReport, StatsReport
 from engine.taxonomy import SITUATION_TITLES, SLOT_TITLES
 
 from .text import CUT_MARK, escape_mrkdwn, no_fence, plain, truncate
@@ -201,104 +202,98 @@ def streamed_card(s: Suggestion) -> list[Block]:
 # Stats ---------------------------------------------------------------------------------------
 
 
-def stats_message(report: Mapping[str, Any], section: str) -> Message:
+def stats_message(report: StatsReport, section: str) -> Message:
     wanted = STATS_SECTIONS if section == "all" else (section,)
-    f = report.get("feedback", {})
+    f = report.feedback
     blocks: list[Block] = [
         {"type": "header", "text": _plain("Sales Agent stats", HEADER_LIMIT)},
         _context(
             [
-                f"*{report.get('turns', 0)}* turns · positive feedback "
-                f"*{_pct(f.get('positive_share', 0.0))}* "
-                f"({f.get('positive', 0)} of {f.get('rated', 0)} rated)"
+                f"*{report.turns}* turns · positive feedback *{_pct(f.positive_share)}* "
+                f"({f.positive} of {f.rated} rated)"
             ]
         ),
     ]
     for name in wanted:
         blocks.append({"type": "divider"})
-        blocks.append(_section(_STATS_RENDERERS[name](report.get(name, {})), block_id=name))
-    text = f"Sales Agent stats ({section}): {report.get('turns', 0)} turns"
+        blocks.append(_section(_stats_section(report, name), block_id=name))
+    text = f"Sales Agent stats ({section}): {report.turns} turns"
     return Message(text=text, blocks=fit(blocks))
 
 
-def _stats_cache(c: Mapping[str, Any]) -> str:
-    if c.get("enabled") is False and not c.get("lookups"):
-        head = "*Cache* (not enabled)"
-    else:
-        head = "*Cache*"
+def _stats_section(report: StatsReport, name: str) -> str:
+    match name:
+        case "cache":
+            return _stats_cache(report.cache)
+        case "reconcile":
+            return _stats_reconcile(report.reconcile)
+        case "llm":
+            return _stats_llm(report.llm)
+        case "latency":
+            return _stats_latency(report.latency)
+    raise ValueError(f"unknown stats section {name!r}")
+
+
+def _stats_cache(c: CacheReport) -> str:
     lines = [
-        head,
-        f"hit rate *{_pct(c.get('hit_rate', 0.0))}* of {c.get('lookups', 0)} lookups",
-        f"exact {_pct(c.get('exact_hit_rate', 0.0))} ({c.get('exact_hits', 0)}) · "
-        f"semantic {_pct(c.get('semantic_hit_rate', 0.0))} ({c.get('semantic_hits', 0)})",
+        "*Cache*" if c.enabled or c.lookups else "*Cache* (not enabled)",
+        f"hit rate *{_pct(c.hit_rate)}* of {c.lookups} lookups",
+        f"exact {_pct(c.exact_hit_rate)} ({c.exact_hits}) · "
+        f"semantic {_pct(c.semantic_hit_rate)} ({c.semantic_hits})",
     ]
-    hit_ms = c.get("hit_latency_ms") or {}
-    if c.get("exact_hits") or c.get("semantic_hits"):
-        lines.append(f"hit latency p50 {hit_ms.get('p50', 0):.1f} ms")
-    extra = {
-        k: v
-        for k, v in c.items()
-        if k
-        not in {
-            "lookups",
-            "exact_hits",
-            "semantic_hits",
-            "hit_rate",
-            "exact_hit_rate",
-            "semantic_hit_rate",
-            "hit_latency_ms",
-            "enabled",
+    if c.exact_hits or c.semantic_hits:
+        lines.append(f"hit latency p50 {c.hit_latency_ms.p50:.1f} ms")
+    live = c.live
+    if live is not None:
+        figures = {
+            "blocked": live.blocked,
+            "capacity": live.capacity,
+            "embedder": live.embedder,
+            "evictions": live.evictions,
+            "guard_rejections": live.guard_rejections,
+            "semantic": live.semantic,
+            "size": live.size,
+            "threshold": live.threshold,
+            "ttl_s": live.ttl_s,
+            "vectors": live.vectors,
+            "version": live.version,
         }
-        and isinstance(v, int | float | str)
-    }
-    if extra:
-        lines.append(" · ".join(f"{k} {v}" for k, v in sorted(extra.items())[:8]))
+        # The first eight that apply, so the section stays one short line.
+        shown = [f"{k} {v}" for k, v in figures.items() if v is not None][:8]
+        lines.append(" · ".join(shown))
     return _lines(lines)
 
 
-def _stats_reconcile(r: Mapping[str, Any]) -> str:
-    triggers = ", ".join(f"{k} {v}" for k, v in (r.get("triggers") or {}).items()) or "none"
+def _stats_reconcile(r: ReconcileReport) -> str:
+    triggers = ", ".join(f"{k} {v}" for k, v in r.triggers.items()) or "none"
     return _lines(
         [
             "*Reconcile*",
-            f"rate *{_pct(r.get('rate', 0.0))}* ({r.get('reconciled', 0)} of "
-            f"{r.get('turns', 0)} analysed turns)",
+            f"rate *{_pct(r.rate)}* ({r.reconciled} of {r.turns} analysed turns)",
             f"triggers: {triggers}",
         ]
     )
 
 
-def _stats_llm(llm: Mapping[str, Any]) -> str:
-    providers = llm.get("providers") or {}
+def _stats_llm(llm: LlmReport) -> str:
     lines = ["*LLM providers*"]
-    if not providers:
+    if not llm.providers:
         lines.append("no provider calls logged yet")
-    for name, p in providers.items():
-        errors = ", ".join(f"{k} {v}" for k, v in (p.get("errors") or {}).items())
+    for name, p in llm.providers.items():
+        errors = ", ".join(f"{k} {v}" for k, v in p.errors.items())
         lines.append(
-            f"`{name}`: {p.get('requests', 0)} requests · {p.get('wins', 0)} wins · "
-            f"{p.get('error_count', 0)} errors{f' ({errors})' if errors else ''} · "
-            f"p95 {(p.get('latency_ms') or {}).get('p95', 0.0):.0f} ms"
+            f"`{name}`: {p.requests} requests · {p.wins} wins · "
+            f"{p.error_count} errors{f' ({errors})' if errors else ''} · "
+            f"p95 {p.latency_ms.p95:.0f} ms"
         )
     return _lines(lines)
 
 
-def _stats_latency(lat: Mapping[str, Any]) -> str:
+def _stats_latency(lat: Mapping[str, Percentiles]) -> str:
     lines = ["*Latency* (ms)"]
     for step, p in lat.items():
-        lines.append(
-            f"`{step}` p50 {p.get('p50', 0.0):.1f} · p95 {p.get('p95', 0.0):.1f} · "
-            f"p99 {p.get('p99', 0.0):.1f}"
-        )
+        lines.append(f"`{step}` p50 {p.p50:.1f} · p95 {p.p95:.1f} · p99 {p.p99:.1f}")
     return _lines(lines)
-
-
-_STATS_RENDERERS = {
-    "cache": _stats_cache,
-    "reconcile": _stats_reconcile,
-    "llm": _stats_llm,
-    "latency": _stats_latency,
-}
 
 
 def _pct(value: float) -> str:

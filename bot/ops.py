@@ -1,9 +1,11 @@
-"""Operations: Prometheus metrics and a small aiohttp server with `/healthz` and `/metrics`.
+"""Operations: Prometheus metrics and a small aiohttp server with `/healthz`, `/metrics` and
+the stats report's sections as JSON (`/cache/stats`, `/reconcile/stats`, `/llm/stats`).
 
 Metrics live in their own registry (one per bot), so several bots in one test process do not
 collide. Provider error figures come from the engine's call log (a window of recent calls),
-read at most once per `STATS_TTL_S` however often /metrics is scraped: that read parses up to
-10,000 rows on the database thread. Everything else is counted as it happens and stays live.
+read at most once per `STATS_TTL_S` however often /metrics or the stats endpoints are read:
+that read parses up to 10,000 rows on the database thread, so the stats endpoints' figures may
+be that old too. Everything else in /metrics is counted as it happens and stays live.
 
 The server binds 127.0.0.1 unless told otherwise: it has no authentication.
 """
@@ -15,13 +17,14 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from engine.model import Suggestion
+from engine.stats import StatsReport
 
 log = logging.getLogger("sales_agent.bot.ops")
 
@@ -116,11 +119,10 @@ class Metrics:
         if s.offline:
             self.offline_fallbacks.inc()
 
-    def set_provider_errors(self, report: Mapping[str, Any]) -> None:
-        providers = (report.get("llm") or {}).get("providers") or {}
+    def set_provider_errors(self, report: StatsReport) -> None:
         self.provider_errors.clear()
-        for name, p in providers.items():
-            for kind, n in (p.get("errors") or {}).items():
+        for name, p in report.llm.providers.items():
+            for kind, n in p.errors.items():
                 self.provider_errors.labels(name, kind).set(n)
 
     def render(self) -> bytes:
@@ -161,12 +163,19 @@ class TimedMemo(Generic[T]):
 
 HealthCheck = Callable[[], Awaitable[Mapping[str, bool]]]
 Refresh = Callable[[], Awaitable[None]]
+Report = Callable[[], Awaitable[StatsReport]]
+
+# The report's sections served as JSON, by path (the design's own stats endpoints).
+STATS_PATHS = {"/cache/stats": "cache", "/reconcile/stats": "reconcile", "/llm/stats": "llm"}
 
 
 class OpsServer:
     """`GET /healthz`: 200 when every check passes, else 503, with a JSON body of the checks.
-    `GET /metrics`: Prometheus text format. Unauthenticated, so it listens on 127.0.0.1 unless
-    `host` says otherwise (e.g. "0.0.0.0" for a scraper outside the host)."""
+    `GET /metrics`: Prometheus text format. With `report`, `GET /cache/stats`,
+    `/reconcile/stats` and `/llm/stats`: that section of the stats report as JSON, the same
+    as in `sales-agent stats --json` (503 when the report cannot be read). Unauthenticated, so
+    it listens on 127.0.0.1 unless `host` says otherwise (e.g. "0.0.0.0" for a scraper outside
+    the host)."""
 
     def __init__(
         self,
@@ -174,12 +183,14 @@ class OpsServer:
         health: HealthCheck,
         refresh: Refresh | None = None,
         *,
+        report: Report | None = None,
         host: str = DEFAULT_HOST,
         port: int = 0,
     ) -> None:
         self.metrics = metrics
         self.health = health
         self.refresh = refresh
+        self.report = report
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -188,13 +199,17 @@ class OpsServer:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        if self.report is not None:
+            for path in STATS_PATHS:
+                app.router.add_get(path, self._stats)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         address = self._runner.addresses[0]
         self.port = int(address[1])
-        log.info("ops endpoints on http://%s:%d (/healthz, /metrics)", self.host, self.port)
+        paths = ["/healthz", "/metrics", *(STATS_PATHS if self.report is not None else ())]
+        log.info("ops endpoints on http://%s:%d (%s)", self.host, self.port, ", ".join(paths))
         return self.port
 
     async def stop(self) -> None:
@@ -223,3 +238,14 @@ class OpsServer:
         return web.Response(
             body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        if self.report is None:  # the routes exist only with a report
+            raise web.HTTPNotFound()
+        try:
+            report = await asyncio.wait_for(self.report(), 3.0)
+        except Exception as exc:
+            log.warning("reading the stats report failed: %s", type(exc).__name__)
+            body = {"error": "the stats report is unavailable"}
+            return web.json_response(body, status=503)
+        return web.json_response(report.section(STATS_PATHS[request.path]))

@@ -178,8 +178,8 @@ async def run(entries: int, exact_n: int, semantic_n: int, embedder_name: str) -
             "semantic_without_embedding_ms": percentiles(search_ms) | {"n": len(search_ms)},
             "embedding_alone_ms": percentiles(embed_ms) | {"n": len(embed_ms)},
             "semantic_outcomes": {t: tiers.count(t) for t in sorted(set(tiers))},
-            "guard_rejections": stats["guard_rejections"],
-            "guard_reasons": stats["guard_reasons"],
+            "guard_rejections": stats.guard_rejections,
+            "guard_reasons": dict(stats.guard_reasons),
         }
     report["openblas_threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     report["cpus"] = os.cpu_count()

@@ -136,7 +136,7 @@ async def measure(base_url: str, calls: int, warmup: int) -> list[dict[str, Any]
                     "p99": round(r["p99"] - d["p99"], 3),
                 },
                 "router_own_ms": {"p50": own["p50"], "p99": own["p99"]},
-                "requests_per_call": round(router.stats()["attempts"] / (warmup + calls), 2),
+                "requests_per_call": round(router.stats().attempts / (warmup + calls), 2),
             }
         )
     for pool in pools:
@@ -190,8 +190,8 @@ async def simulate(base_url: str, calls: int, time_scale: float) -> list[dict[st
             {
                 "mode": mode,
                 "calls": calls,
-                "extra_requests_per_call": round(stats["attempts"] / calls - 1, 3),
-                "hedges": stats["extra_requests"]["hedges"],
+                "extra_requests_per_call": round(stats.attempts / calls - 1, 3),
+                "hedges": stats.extra_requests.hedges,
                 "latency_ms_unscaled": {k: round(v) for k, v in lat.items()},
             }
         )

@@ -9,6 +9,7 @@ from typing import Literal
 from .taxonomy import Situation
 
 CacheTier = Literal["miss", "exact", "semantic", "bypass"]
+HitTier = Literal["exact", "semantic"]  # the cache tiers that answer
 Tier = Literal["fast", "powerful"]
 # compact: the default; verbose: few-shot (the benchmark's baseline); terse: compact with a
 # shorter reply asked for and a tighter output budget, since output tokens dominate latency.

@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from .model import (
+    CacheTier,
     Detection,
+    HitTier,
     PromptStyle,
     StepCall,
     StepValue,
@@ -27,6 +29,9 @@ from .model import (
     TurnInput,
 )
 from .taxonomy import Step
+
+if TYPE_CHECKING:
+    from .stats import CacheStats, LlmStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +85,7 @@ class TurnRecord:
     at: float
     latency_ms: float
     step_ms: Mapping[str, float]
-    cache: str
+    cache: CacheTier
     reconciled: bool
     triggers: tuple[str, ...]
     situation: str
@@ -148,7 +153,7 @@ class CachedAnswer:
     """A stored suggestion the cache judged valid for a new message."""
 
     suggestion: Suggestion
-    tier: str  # "exact" or "semantic"
+    tier: HitTier
     lookup_ms: float
     similarity: float = 1.0
 
@@ -162,10 +167,10 @@ class ResponseCache(Protocol):
         """Evict an entry whose suggestion got negative feedback; it is never served again."""
         ...
 
-    def stats(self) -> Mapping[str, object]: ...
+    def stats(self) -> CacheStats: ...
 
 
-class StatsSource(Protocol):
-    """A live component that reports its own figures (cache size, circuit states...)."""
+class LlmStatsSource(Protocol):
+    """The LLM stack, reporting its live figures (circuit states, pools, tiering...)."""
 
-    def stats(self) -> Mapping[str, object]: ...
+    def stats(self) -> LlmStats: ...

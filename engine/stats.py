@@ -1,25 +1,28 @@
-"""One stats report for `sales-agent stats` and `/agent-stats`, built from what the store logged.
+"""One stats report for `sales-agent stats`, `/agent-stats` and the ops endpoints.
 
 Figures come from the last `window` turns and calls in SQLite, so they survive restarts;
-live parts (cache size, circuit states) come from the components that own them.
+live parts (cache size, circuit states) come from the components that own them, each as its
+own small frozen type defined here. Renderers read attributes; `to_json()` gives the JSON
+that `sales-agent stats --json` prints and the ops endpoints serve (field names are its keys,
+in order).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
-from .ports import CallRecord, TurnRecord
 from .taxonomy import STEPS
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-def percentiles(values: Iterable[float]) -> dict[str, float]:
-    data = sorted(values)
-    if not data:
-        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
-    return {f"p{q}": round(quantile(data, q / 100), 3) for q in (50, 95, 99)}
+    from .ports import CallRecord, TurnRecord
+    from .settings import RouterMode
+
+JsonObject = dict[str, Any]
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -31,118 +34,311 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+class _Json:
+    """`to_json()` for a dataclass whose field names are its JSON keys."""
+
+    __slots__ = ()
+
+    def to_json(self) -> JsonObject:
+        return asdict(cast("DataclassInstance", self))  # every subclass is a dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Percentiles(_Json):
+    p50: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Percentiles:
+        data = sorted(values)
+        if not data:
+            return cls()
+        return cls(*(round(quantile(data, q / 100), 3) for q in (50, 95, 99)))
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float]:
+    """p50/p95/p99 as JSON, for reports outside the stats report (guard, benchmarks)."""
+    return Percentiles.of(values).to_json()
+
+
+# Live parts, reported by the components that own them -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CacheCounts(_Json):
+    """The response cache's counters since this process started."""
+
+    lookups: int
+    exact_hits: int
+    semantic_hits: int
+    misses: int
+    hit_rate: float
+    stored: int
+    refused_blocked: int
+    embed_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats(_Json):
+    """The response cache now: its size and settings, evictions, guard rejections, timings."""
+
+    size: int
+    capacity: int
+    vectors: int
+    ttl_s: float
+    version: str
+    embedder: str
+    semantic: str  # "on", or "off: <why>"
+    threshold: float | None  # None: no semantic tier
+    blocked: int
+    evictions: int
+    evicted: Mapping[str, int]
+    guard_rejections: int
+    guard_reasons: Mapping[str, int]
+    lookup_ms: Percentiles
+    lookup_ms_exact_hits: Percentiles
+    lookup_ms_embedded: Percentiles
+    since_start: CacheCounts
+
+
+@dataclass(frozen=True, slots=True)
+class TieringStats(_Json):
+    """The complexity tiering's decisions since start."""
+
+    decisions: int
+    fast: int
+    powerful: int
+    fast_share: float
+    by_step: Mapping[str, Mapping[str, int]]  # step -> complexity -> decisions
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraRequests(_Json):
+    """Provider requests beyond one per step, and why."""
+
+    hedges: int
+    failovers: int
+    retries: int
+    probes: int
+    per_request: float
+    hedge_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class RouterStats(_Json):
+    """The router's live figures (the per-provider figures come from the call log)."""
+
+    mode: RouterMode
+    budget_s: float
+    requests: int
+    attempts: int
+    outcomes: Mapping[str, int]  # win, cancelled, error
+    extra_requests: ExtraRequests
+    fallbacks: int
+    budget_exceeded: int
+    skipped_open_circuit: int
+    circuits: Mapping[str, Mapping[str, Any]]  # provider key -> the breaker's snapshot
+    rate_limited_for_s: Mapping[str, float]
+    ttft_p90_ms: Mapping[str, Mapping[str, float]]  # provider key -> "step/tier" -> ms
+    tier_requests: Mapping[str, int]
+    call_log: Mapping[str, int]  # written, dropped
+
+
+@dataclass(frozen=True, slots=True)
+class LlmStats:
+    """The LLM stack now: the router (None when the offline tier answers alone), its
+    connections, and the tiering policy (None when every step goes to the powerful models)."""
+
+    router: RouterStats | None
+    pools: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> snapshot
+    tiering: TieringStats | None = None
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"mode": "offline"}
+        if self.router is not None:
+            out = self.router.to_json() | {"pools": dict(self.pools)}
+        if self.tiering is not None:
+            out["tiering"] = self.tiering.to_json()
+        return out
+
+
+# The report ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CacheReport:
+    """Cache figures from the logged turns, and the live cache (None when it is off)."""
+
+    lookups: int
+    exact_hits: int
+    semantic_hits: int
+    hit_rate: float
+    exact_hit_rate: float
+    semantic_hit_rate: float
+    hit_latency_ms: Percentiles
+    live: CacheStats | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.live is not None
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {
+            "lookups": self.lookups,
+            "exact_hits": self.exact_hits,
+            "semantic_hits": self.semantic_hits,
+            "hit_rate": self.hit_rate,
+            "exact_hit_rate": self.exact_hit_rate,
+            "semantic_hit_rate": self.semantic_hit_rate,
+            "hit_latency_ms": self.hit_latency_ms.to_json(),
+            "enabled": self.enabled,
+        }
+        return out | (self.live.to_json() if self.live is not None else {})
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport(_Json):
+    turns: int  # analysed turns (not served from the cache)
+    reconciled: int
+    rate: float
+    triggers: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderReport(_Json):
+    """One provider/model's calls in the call log."""
+
+    requests: int
+    wins: int
+    cancelled: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    errors: Mapping[str, int]  # error kind -> calls
+    error_count: int
+    latency_ms: Percentiles  # of the calls that answered
+
+
+@dataclass(frozen=True, slots=True)
+class LlmReport:
+    providers: Mapping[str, ProviderReport]  # "provider/model" -> figures
+    live: LlmStats | None = None
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"providers": {k: p.to_json() for k, p in self.providers.items()}}
+        return out | (self.live.to_json() if self.live is not None else {})
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackReport(_Json):
+    rated: int
+    positive: int
+    positive_share: float
+
+
 @dataclass(frozen=True, slots=True)
 class StatsReport:
     turns: int
-    cache: dict[str, Any]
-    reconcile: dict[str, Any]
-    llm: dict[str, Any]
-    latency: dict[str, Any]
-    feedback: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
+    cache: CacheReport
+    reconcile: ReconcileReport
+    llm: LlmReport
+    latency: Mapping[str, Percentiles]  # end_to_end, then each step that ran
+    feedback: FeedbackReport
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "turns": self.turns,
-            "cache": self.cache,
-            "reconcile": self.reconcile,
-            "llm": self.llm,
-            "latency": self.latency,
-            "feedback": self.feedback,
-            **self.extra,
-        }
+    def section(self, name: str) -> JsonObject:
+        """One section's JSON: cache, reconcile, llm, latency or feedback."""
+        match name:
+            case "cache":
+                return self.cache.to_json()
+            case "reconcile":
+                return self.reconcile.to_json()
+            case "llm":
+                return self.llm.to_json()
+            case "latency":
+                return {step: p.to_json() for step, p in self.latency.items()}
+            case "feedback":
+                return self.feedback.to_json()
+        raise KeyError(name)
+
+    def to_json(self) -> JsonObject:
+        sections = ("cache", "reconcile", "llm", "latency", "feedback")
+        return {"turns": self.turns} | {name: self.section(name) for name in sections}
 
 
 def build_report(
     turns: Sequence[TurnRecord],
     calls: Sequence[CallRecord],
     *,
-    live: Mapping[str, Mapping[str, Any]] | None = None,
+    cache: CacheStats | None = None,
+    llm: LlmStats | None = None,
 ) -> StatsReport:
-    live = live or {}
     n = len(turns)
     tiers = Counter(t.cache for t in turns)
     hits = tiers["exact"] + tiers["semantic"]
     lookups = n - tiers["bypass"]
-    cache = {
-        "lookups": lookups,
-        "exact_hits": tiers["exact"],
-        "semantic_hits": tiers["semantic"],
-        "hit_rate": _rate(hits, lookups),
-        "exact_hit_rate": _rate(tiers["exact"], lookups),
-        "semantic_hit_rate": _rate(tiers["semantic"], lookups),
-        "hit_latency_ms": percentiles(
+    cache_report = CacheReport(
+        lookups=lookups,
+        exact_hits=tiers["exact"],
+        semantic_hits=tiers["semantic"],
+        hit_rate=_rate(hits, lookups),
+        exact_hit_rate=_rate(tiers["exact"], lookups),
+        semantic_hit_rate=_rate(tiers["semantic"], lookups),
+        hit_latency_ms=Percentiles.of(
             t.step_ms.get("cache", 0.0) for t in turns if t.cache in ("exact", "semantic")
         ),
-        **dict(live.get("cache", {})),
-    }
+        live=cache,
+    )
     analysed = [t for t in turns if t.cache in ("miss", "bypass")]
     triggers = Counter(trigger for t in analysed for trigger in t.triggers)
-    reconcile = {
-        "turns": len(analysed),
-        "reconciled": sum(t.reconciled for t in analysed),
-        "rate": _rate(sum(t.reconciled for t in analysed), len(analysed)),
-        "triggers": dict(sorted(triggers.items())),
-    }
-    latency: dict[str, Any] = {"end_to_end": percentiles(t.latency_ms for t in turns)}
+    reconciled = sum(t.reconciled for t in analysed)
+    reconcile = ReconcileReport(
+        turns=len(analysed),
+        reconciled=reconciled,
+        rate=_rate(reconciled, len(analysed)),
+        triggers=dict(sorted(triggers.items())),
+    )
+    latency = {"end_to_end": Percentiles.of(t.latency_ms for t in turns)}
     for step in (*STEPS, "reconcile", "cache"):
         values = [t.step_ms[step] for t in turns if step in t.step_ms]
         if values:
-            latency[step] = percentiles(values)
+            latency[step] = Percentiles.of(values)
     rated = [t.feedback for t in turns if t.feedback]
-    feedback = {
-        "rated": len(rated),
-        "positive": sum(1 for f in rated if f > 0),
-        "positive_share": _rate(sum(1 for f in rated if f > 0), len(rated)),
-    }
+    positive = sum(1 for f in rated if f > 0)
     return StatsReport(
         turns=n,
-        cache=cache,
+        cache=cache_report,
         reconcile=reconcile,
-        llm=_llm(calls, live.get("llm", {})),
+        llm=LlmReport(_providers(calls), llm),
         latency=latency,
-        feedback=feedback,
+        feedback=FeedbackReport(len(rated), positive, _rate(positive, len(rated))),
     )
 
 
-def _llm(calls: Sequence[CallRecord], live: Mapping[str, Any]) -> dict[str, Any]:
-    providers: dict[str, dict[str, Any]] = {}
+def _providers(calls: Sequence[CallRecord]) -> dict[str, ProviderReport]:
+    by_name: dict[str, list[CallRecord]] = {}
     for call in calls:
-        p = providers.setdefault(
-            f"{call.provider}/{call.model}",
-            {
-                "requests": 0,
-                "wins": 0,
-                "cancelled": 0,
-                "errors": Counter(),
-                "ms": [],
-                "tokens_in": 0,
-                "tokens_out": 0,
-                "cost_usd": 0.0,
-            },
+        by_name.setdefault(f"{call.provider}/{call.model}", []).append(call)
+    out: dict[str, ProviderReport] = {}
+    for name, group in sorted(by_name.items()):
+        answered = [c for c in group if c.outcome in ("win", "ok")]
+        errors = Counter(
+            c.outcome.removeprefix("error:")
+            for c in group
+            if c.outcome not in ("win", "ok", "cancelled")
         )
-        p["requests"] += 1
-        if call.outcome in ("win", "ok"):
-            p["wins"] += 1
-            p["ms"].append(call.ms)
-        elif call.outcome == "cancelled":
-            p["cancelled"] += 1
-        else:
-            p["errors"][call.outcome.removeprefix("error:")] += 1
-        p["tokens_in"] += call.tokens_in
-        p["tokens_out"] += call.tokens_out
-        p["cost_usd"] += call.cost_usd
-    out: dict[str, Any] = {}
-    for name, p in sorted(providers.items()):
-        errors = dict(p.pop("errors"))
-        ms = p.pop("ms")
-        out[name] = p | {
-            "errors": errors,
-            "error_count": sum(errors.values()),
-            "latency_ms": percentiles(ms),
-            "cost_usd": round(p["cost_usd"], 6),
-        }
-    return {"providers": out, **dict(live)}
+        out[name] = ProviderReport(
+            requests=len(group),
+            wins=len(answered),
+            cancelled=sum(1 for c in group if c.outcome == "cancelled"),
+            tokens_in=sum(c.tokens_in for c in group),
+            tokens_out=sum(c.tokens_out for c in group),
+            cost_usd=round(sum(c.cost_usd for c in group), 6),
+            errors=dict(errors),
+            error_count=sum(errors.values()),
+            latency_ms=Percentiles.of(c.ms for c in answered),
+        )
+    return out
 
 
 def _rate(part: int, whole: int) -> float:

@@ -145,7 +145,7 @@ def test_stats_message_shows_real_figures_and_escapes_names() -> None:
         CallRecord(1.0, "capture", "<!channel>", "m", "fast", "win", 10.0),
         CallRecord(1.0, "capture", "<!channel>", "m", "fast", "error:timeout", 99.0),
     ]
-    report = build_report(turns, calls).as_dict()
+    report = build_report(turns, calls)
     message = stats_message(report, "all")
     validate(message.blocks)
     shown = json.dumps(message.blocks, ensure_ascii=False)

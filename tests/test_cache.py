@@ -190,7 +190,6 @@ class Stack:
             playbook=default_playbook(),
             cache=self.cache,
             calls=self.store,
-            sources={"cache": self.cache},
         )
         return self
 
@@ -252,13 +251,13 @@ async def test_a_disliked_answer_is_never_served_again(tmp_path: Path, stack: St
     after = await stack.ask("c", GONG)
     assert after.cache == "miss"
     assert (await stack.ask("d", GONG)).cache == "miss"  # the same answer is not cached again
-    assert stack.cache.stats()["blocked"] == 1
+    assert stack.cache.stats().blocked == 1
     assert original.reply == after.reply  # the offline tier writes it again; it is not cached
     await stack.close()
     reopened = await Stack(stack.path, stack.embedder).open()
     try:
         assert (await reopened.ask("e", GONG)).cache == "miss"
-        assert reopened.cache.stats()["blocked"] == 1
+        assert reopened.cache.stats().blocked == 1
     finally:
         await reopened.close()
         stack.cache, stack.store = reopened.cache, reopened.store
@@ -269,7 +268,7 @@ async def test_dislike_on_the_original_evicts_its_entry(stack: Stack) -> None:
     await stack.engine.feedback(original.id, positive=False)
     assert (await stack.ask("b", PRICE)).cache == "miss"
     assert (await stack.ask("c", PRICE_REWORDED)).cache == "miss"
-    assert stack.cache.stats()["evicted"] == {"disliked": 1}
+    assert stack.cache.stats().evicted == {"disliked": 1}
 
 
 async def test_a_like_changes_nothing(stack: Stack) -> None:
@@ -281,12 +280,12 @@ async def test_a_like_changes_nothing(stack: Stack) -> None:
 async def test_regenerate_bypasses_the_cache(stack: Stack) -> None:
     first = await stack.ask("a", PRICE)
     assert (await stack.ask("b", PRICE)).cache == "exact"
-    lookups = stack.cache.stats()["since_start"]["lookups"]  # type: ignore[index]
+    lookups = stack.cache.stats().since_start.lookups
     again = await stack.engine.regenerate(first.id)
     assert again is not None and again.cache == "bypass"
-    assert stack.cache.stats()["since_start"]["lookups"] == lookups  # type: ignore[index]
+    assert stack.cache.stats().since_start.lookups == lookups
     # The fresh answer is kept, under the context the thread has now.
-    assert stack.cache.stats()["size"] == 2
+    assert stack.cache.stats().size == 2
 
 
 async def test_storing_the_same_message_and_context_replaces_the_entry() -> None:
@@ -295,7 +294,7 @@ async def test_storing_the_same_message_and_context_replaces_the_entry() -> None
     await cache.store(PRICE, context(), suggestion(2, "second answer"))
     hit = await cache.lookup(PRICE, context())
     assert hit is not None and hit.suggestion.reply == "second answer"
-    assert cache.stats()["evicted"] == {"replaced": 1} and cache.stats()["size"] == 1
+    assert cache.stats().evicted == {"replaced": 1} and cache.stats().size == 1
 
 
 async def test_a_restart_keeps_entries_and_vectors(stack: Stack) -> None:
@@ -305,7 +304,7 @@ async def test_a_restart_keeps_entries_and_vectors(stack: Stack) -> None:
     reopened = await Stack(stack.path, stack.embedder).open()
     stack.cache, stack.store = reopened.cache, reopened.store
     stats = reopened.cache.stats()
-    assert stats["size"] == 2 and stats["vectors"] == 2
+    assert stats.size == 2 and stats.vectors == 2
     assert (await reopened.ask("b", PRICE)).cache == "exact"
     assert (await reopened.ask("c", PRICE_REWORDED)).cache == "semantic"
     assert (await reopened.ask("d", "Is there a HubSpot integration?")).cache == "semantic"
@@ -316,8 +315,8 @@ async def test_a_new_answer_version_drops_old_entries(stack: Stack) -> None:
     await stack.close()
     reopened = await Stack(stack.path, stack.embedder, version="v2").open()
     stack.cache, stack.store = reopened.cache, reopened.store
-    assert reopened.cache.stats()["size"] == 0
-    assert reopened.cache.stats()["evicted"] == {"stale": 1}
+    assert reopened.cache.stats().size == 0
+    assert reopened.cache.stats().evicted == {"stale": 1}
     assert (await reopened.ask("b", PRICE)).cache == "miss"
     await reopened.cache.flush()
     rows = await reopened.store.run(
@@ -331,7 +330,7 @@ async def test_stats_reach_the_engine_report(stack: Stack) -> None:
     await stack.ask("b", PRICE)
     await stack.ask("c", PRICE_REWORDED)
     await stack.ask("d", "We don't have budget for this until Q3")
-    cache = (await stack.engine.stats()).as_dict()["cache"]
+    cache = (await stack.engine.stats()).cache.to_json()
     assert cache["exact_hits"] == 1 and cache["semantic_hits"] == 1  # from the stored turns
     assert cache["size"] == 2 and cache["embedder"] == MiniLMEmbedder.name
     assert cache["semantic"] == "on" and cache["threshold"] == MINILM_THRESHOLD
@@ -351,8 +350,8 @@ async def test_without_an_embedder_the_exact_tier_still_works() -> None:
     assert hit is not None and hit.tier == "exact"
     assert await cache.lookup(PRICE_REWORDED, context()) is None
     stats = cache.stats()
-    assert stats["embedder"] == "off" and stats["semantic"] == "off: no embedder"
-    assert stats["threshold"] is None and stats["vectors"] == 0
+    assert stats.embedder == "off" and stats.semantic == "off: no embedder"
+    assert stats.threshold is None and stats.vectors == 0
 
 
 async def test_entries_expire_after_the_ttl() -> None:
@@ -368,7 +367,7 @@ async def test_entries_expire_after_the_ttl() -> None:
     clock.now += 2
     assert await cache.lookup("we need twelve seats for the sales team please", context()) is None
     assert await cache.lookup("we need twelve seats for the sales team", context()) is None
-    assert cache.stats()["evicted"] == {"expired": 1} and cache.stats()["size"] == 0
+    assert cache.stats().evicted == {"expired": 1} and cache.stats().size == 0
 
 
 async def test_the_least_recently_used_entry_is_evicted(tmp_path: Path) -> None:
@@ -396,7 +395,7 @@ async def test_the_least_recently_used_entry_is_evicted(tmp_path: Path) -> None:
         for text in ("charlie three", "alpha one", "delta four"):
             assert await cache.lookup(text, context()), text
         stats = cache.stats()
-        assert stats["evicted"] == {"lru": 1} and stats["size"] == 3 and stats["vectors"] == 3
+        assert stats.evicted == {"lru": 1} and stats.size == 3 and stats.vectors == 3
         await cache.flush()
         texts = await store.run(
             lambda: [r[0] for r in store.db.execute("SELECT text FROM cache_entries")]
@@ -422,14 +421,14 @@ async def test_an_embedder_that_fails_leaves_the_exact_tier_working() -> None:
     hit = await cache.lookup(PRICE, context())
     assert hit is not None and hit.tier == "exact"
     stats = cache.stats()
-    assert stats["since_start"]["embed_errors"] == 2 and stats["semantic"] == "on"  # type: ignore[index]
+    assert stats.since_start.embed_errors == 2 and stats.semantic == "on"
 
     broken = Failing(EmbedderUnavailable("weights missing"))
     cache = TwoTierCache(version="v1", embedder=broken, threshold=0.9)  # type: ignore[arg-type]
     assert await cache.lookup(PRICE, context()) is None
     assert await cache.lookup(PRICE, context()) is None
     assert broken.calls == 1
-    assert str(cache.stats()["semantic"]).startswith("off: embedder unavailable")
+    assert str(cache.stats().semantic).startswith("off: embedder unavailable")
 
 
 async def test_an_unreachable_embedder_does_not_stop_start_up() -> None:
@@ -454,7 +453,7 @@ async def test_every_hard_negative_pair_misses(dataset_vectors: TableEmbedder) -
         over_threshold += float(va @ vb) >= MINILM_THRESHOLD
     # The similarity alone would have served most of them: the guard turned them away.
     assert over_threshold >= 60
-    assert cache.stats()["guard_rejections"] >= 2 * over_threshold
+    assert cache.stats().guard_rejections >= 2 * over_threshold
 
 
 async def test_most_paraphrases_hit_the_semantic_tier(dataset_vectors: TableEmbedder) -> None:
@@ -510,7 +509,7 @@ def test_settings_choose_the_embedder_and_threshold() -> None:
     assert threshold_for(remote) == 0.92
     assert build_cache(Settings(cache=False)) is None
     off = build_cache(Settings(embedder="none"))
-    assert off is not None and off.stats()["embedder"] == "off"
+    assert off is not None and off.stats().embedder == "off"
 
 
 async def test_the_openai_embedder_against_a_fake_server() -> None:

@@ -15,6 +15,7 @@ from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.ports import StepRequest, StepResult
 from engine.settings import Settings
+from engine.stats import FeedbackReport
 from storage import SqliteStore
 
 KEY = ThreadKey("T1", "C1", "1700000000.000100")
@@ -103,8 +104,8 @@ async def test_each_reconcile_trigger_fires_and_is_counted(
     assert detects[0].context == {} and detects[1].context == dict(capture.slots)
     assert s.situation == "discovery" and s.confidence == 0.95
     report = await eng.stats()
-    assert report.reconcile["triggers"][trigger] == 1
-    assert report.reconcile["reconciled"] == 1
+    assert report.reconcile.triggers[trigger] == 1
+    assert report.reconcile.reconciled == 1
 
 
 async def test_confident_detection_without_news_skips_reconcile(
@@ -172,7 +173,7 @@ async def test_feedback_is_stored(engine: Engine) -> None:
     assert await engine.feedback(s.id, positive=True)
     assert not await engine.feedback("missing", positive=False)
     report = await engine.stats()
-    assert report.feedback == {"rated": 1, "positive": 1, "positive_share": 1.0}
+    assert report.feedback == FeedbackReport(rated=1, positive=1, positive_share=1.0)
 
 
 def test_suggestion_is_immutable() -> None:

@@ -97,12 +97,12 @@ def test_replay_json_uses_both_providers_through_the_router(
             "cost_usd FROM llm_calls"
         )
     ]
-    providers = build_report([], records).llm["providers"]
+    providers = build_report([], records).llm.providers
     assert any(name.startswith("anthropic/") for name in providers)
     assert any(name.startswith("openai/") for name in providers)
     for p in providers.values():
-        assert p["wins"] + p["cancelled"] + p["error_count"] == p["requests"]
-        assert p["tokens_in"] > 0 and p["cost_usd"] > 0
+        assert p.wins + p.cancelled + p.error_count == p.requests
+        assert p.tokens_in > 0 and p.cost_usd > 0
 
 
 def test_a_turn_has_one_budget_when_one_provider_hangs_and_the_other_answers_garbage(

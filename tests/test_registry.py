@@ -111,7 +111,7 @@ async def test_the_factory_connects_each_configured_row(server: FakeLLMServer) -
             "openai/gpt-4o",
             "local/llama-1",
         }
-        assert list(stack.stats()["pools"]) == ["anthropic", "openai", "local"]
+        assert list(stack.stats().pools) == ["anthropic", "openai", "local"]
         result = await stack.complete(StepRequest("detect", "It costs too much", {}))
         assert result.call.provider == "anthropic" and not result.call.fallback
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.llm.factory import LLMStack
 from engine.llm.offline import OfflineProvider
 from engine.llm.recorder import CallRecorder
 from engine.llm.router import Router
@@ -69,13 +70,14 @@ async def test_malformed_json_goes_to_another_provider(kit: Kit) -> None:
 async def engine_for(kit: Kit, router: Router, tmp_path: Path) -> tuple[Engine, SqliteStore]:
     store = await SqliteStore.open(tmp_path / "router.db")
     router.recorder = CallRecorder(store)  # the call log in SQLite, as the app wires it
+    stack = LLMStack(router, tiering=None, connections=[])  # as build_llm wraps it for the app
     engine = Engine(
-        llm=router,  # type: ignore[arg-type]
+        llm=stack,
         store=store,
         settings=Settings(db_path=tmp_path / "router.db"),
         playbook=default_playbook(),
         calls=store,
-        sources={"llm": router},  # type: ignore[dict-item]
+        llm_stats=stack,
     )
     return engine, store
 
@@ -109,10 +111,11 @@ async def test_one_provider_failing_every_call_still_answers_every_turn(
     assert router.breakers[f"anthropic/{SONNET}"].state == "open"
     assert kit.server.count(model=SONNET) <= 6
     await router.aclose()
-    live = (await engine.stats()).as_dict()["llm"]
-    assert live["circuits"][f"anthropic/{SONNET}"]["state"] == "open"
-    report = build_report([], await store.recent_calls(1000)).llm["providers"]
-    assert report[f"openai/{GPT4O}"]["wins"] == sum(
+    live = (await engine.stats()).llm.live
+    assert live is not None and live.router is not None
+    assert live.router.circuits[f"anthropic/{SONNET}"]["state"] == "open"
+    report = build_report([], await store.recent_calls(1000)).llm.providers
+    assert report[f"openai/{GPT4O}"].wins == sum(
         1 for r in generations(kit.server, model=GPT4O) if r.outcome == "ok"
     )
     await store.close()
@@ -158,7 +161,7 @@ async def test_breaker_opens_after_five_failures_and_recovers_after_the_cooldown
     await router.aclose()
     assert kit.server.count(model=SONNET) == 6
     assert breaker.state == "closed"
-    assert router.stats()["extra_requests"]["probes"] == 1
+    assert router.stats().extra_requests.probes == 1
     assert (await router.complete(request())).call.provider == "anthropic"
 
 
@@ -178,7 +181,7 @@ async def test_hedge_asks_the_second_provider_only_after_the_delay(kit: Kit) -> 
     [second] = generations(kit.server, model=GPT4O)
     assert second.started_at - first.started_at >= 0.28
     await kit.server.wait_for(model=SONNET, outcome="client_disconnected")
-    assert router.stats()["extra_requests"]["hedges"] == 1
+    assert router.stats().extra_requests.hedges == 1
 
 
 async def test_hedge_sends_no_second_request_when_the_first_is_fast(kit: Kit) -> None:
@@ -188,7 +191,7 @@ async def test_hedge_sends_no_second_request_when_the_first_is_fast(kit: Kit) ->
         assert (await router.complete(request(step))).call.provider == "anthropic"
     assert kit.server.count(model=GPT4O) == 0
     stats = router.stats()
-    assert stats["extra_requests"]["hedges"] == 0 and stats["attempts"] == 18
+    assert stats.extra_requests.hedges == 0 and stats.attempts == 18
     # The delay adapts: the observed p90 TTFT (tiny here) replaces the prior, floored.
     assert router._hedge_delay(router_attempt(router, a), request("detect")) == 0.05
 
@@ -223,7 +226,7 @@ async def test_rate_limit_beyond_the_budget_switches_provider_and_cools_down(kit
     for _ in range(3):
         assert (await router.complete(request())).call.provider == "openai"
     assert kit.server.count(model=SONNET) == 1
-    assert router.stats()["rate_limited_for_s"][a.key] > 25
+    assert router.stats().rate_limited_for_s[a.key] > 25
     # With no other provider, a 30 s Retry-After cannot fit a 2 s budget: offline, at once.
     lone = kit.router([kit.anthropic(HAIKU)], mode="single", budget_s=2.0)
     kit.server.faults.add("rate_limit_429", model=HAIKU, retry_after=30)
@@ -262,12 +265,12 @@ async def test_stats_add_up(kit: Kit) -> None:
         await router.aclose()
         assert all(not r.call.fallback for r in results)
         stats = router.stats()
-        assert sum(stats["outcomes"].values()) == stats["attempts"]
-        assert stats["outcomes"]["win"] == stats["requests"] == len(results)
+        assert sum(stats.outcomes.values()) == stats.attempts
+        assert stats.outcomes["win"] == stats.requests == len(results)
     records = kit.log.records
     report = build_report([], records)
-    for name, p in report.llm["providers"].items():
-        assert p["wins"] + p["cancelled"] + p["error_count"] == p["requests"], name
+    for name, p in report.llm.providers.items():
+        assert p.wins + p.cancelled + p.error_count == p.requests, name
     # Every request the server saw is one call record, and the other way round.
     await server.wait_for(lambda s: all(r.outcome for r in generations(s)), timeout=3.0)
     assert len(generations(server)) == len(records)

@@ -29,6 +29,7 @@ from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.ports import CachedAnswer, Provider, StepRequest, StepResult
 from engine.settings import Settings
+from engine.stats import CacheCounts, CacheStats, Percentiles
 from storage import SqliteStore
 from storage.inbox_store import SqliteInboxStore
 from tests.fakes.slack import (
@@ -76,8 +77,27 @@ class DictCache:
     async def forget(self, suggestion_id: str) -> None:
         self.entries = {k: v for k, v in self.entries.items() if v.id != suggestion_id}
 
-    def stats(self) -> Mapping[str, object]:
-        return {"entries": len(self.entries)}
+    def stats(self) -> CacheStats:
+        # Only the size is kept: the other figures of this double are zero.
+        return CacheStats(
+            size=len(self.entries),
+            capacity=0,
+            vectors=0,
+            ttl_s=0.0,
+            version="memory",
+            embedder="off",
+            semantic="off: exact only",
+            threshold=None,
+            blocked=0,
+            evictions=0,
+            evicted={},
+            guard_rejections=0,
+            guard_reasons={},
+            lookup_ms=Percentiles(),
+            lookup_ms_exact_hits=Percentiles(),
+            lookup_ms_embedded=Percentiles(),
+            since_start=CacheCounts(0, 0, 0, 0, 0.0, 0, 0, 0),
+        )
 
 
 class ScriptedReply:
@@ -347,14 +367,14 @@ async def test_agent_stats_is_ephemeral_with_real_figures_and_refused_for_others
     ack = await h.fake.wait_for_ack(env)
     assert ack is not None and ack["response_type"] == "ephemeral"
     shown = dump(ack["blocks"])
-    report = (await h.engine.stats()).as_dict()
-    assert report["turns"] == 2
+    report = await h.engine.stats()
+    assert report.turns == 2
     assert "*2* turns" in shown
     for section in ("Cache", "Reconcile", "LLM providers", "Latency"):
         assert f"*{section}" in shown
-    assert f"of {report['reconcile']['turns']} analysed turns" in shown
-    p95 = report["latency"]["end_to_end"]["p95"]
-    assert f"`end_to_end` p50 {report['latency']['end_to_end']['p50']:.1f}" in shown
+    assert f"of {report.reconcile.turns} analysed turns" in shown
+    p95 = report.latency["end_to_end"].p95
+    assert f"`end_to_end` p50 {report.latency['end_to_end'].p50:.1f}" in shown
     assert f"p95 {p95:.1f}" in shown
 
     env = await h.fake.push_command("/agent-stats", "latency", user_id="U_ADMIN")
@@ -397,7 +417,7 @@ async def test_feedback_click_is_stored_with_the_suggestion(start: Start) -> Non
         ).fetchone()
     )
     assert stored == (-1,)
-    assert (await h.engine.stats()).feedback["rated"] == 1
+    assert (await h.engine.stats()).feedback.rated == 1
 
 
 @pytest.mark.timeout(20)
@@ -794,6 +814,9 @@ async def test_healthz_and_metrics(start: Start) -> None:
         async with http.get(f"{base}/metrics") as resp:
             assert resp.status == 200 and resp.content_type == "text/plain"
             metrics = await resp.text()
+        async with http.get(f"{base}/reconcile/stats") as resp:  # the bot serves its report
+            assert resp.status == 200
+            assert (await resp.json())["turns"] == 1
     assert 'sales_agent_turns_total{outcome="card"} 1.0' in metrics
     assert 'sales_agent_cache_lookups_total{tier="miss"} 1.0' in metrics
     assert "sales_agent_turn_seconds_bucket" in metrics

@@ -70,9 +70,9 @@ def test_deterministic_counted_and_far_under_a_millisecond() -> None:
     per_call_ms = (time.perf_counter() - started) * 1000 / n
     assert per_call_ms < 0.2, per_call_ms
     stats = policy.stats()
-    assert stats["decisions"] == n + 100
-    assert stats["fast"] + stats["powerful"] == stats["decisions"]
-    assert sum(stats["by_step"]["generate"].values()) == n
+    assert stats.decisions == n + 100
+    assert stats.fast + stats.powerful == stats.decisions
+    assert sum(stats.by_step["generate"].values()) == n
 
 
 async def test_tiering_picks_fast_models_for_simple_messages(kit: Kit, tmp_path: Path) -> None:
@@ -80,7 +80,6 @@ async def test_tiering_picks_fast_models_for_simple_messages(kit: Kit, tmp_path:
     powerful = [kit.anthropic(SONNET), kit.openai(GPT4O)]
     router = kit.router({"fast": fast, "powerful": powerful}, mode="hedge")
     policy = ComplexityTiering()
-    router.extra_stats["tiering"] = policy.stats
     store = await SqliteStore.open(tmp_path / "t.db")
     engine = Engine(
         llm=router,
@@ -102,8 +101,8 @@ async def test_tiering_picks_fast_models_for_simple_messages(kit: Kit, tmp_path:
     )
     assert {c.model for c in complex_.calls} <= {SONNET, GPT4O}
     stats = router.stats()
-    assert stats["tier_requests"]["fast"] == len(simple.calls)
-    assert stats["tier_requests"]["powerful"] == len(complex_.calls)
-    assert stats["tiering"]["fast"] == len(simple.calls)
+    assert stats.tier_requests["fast"] == len(simple.calls)
+    assert stats.tier_requests["powerful"] == len(complex_.calls)
+    assert policy.stats().fast == len(simple.calls)
     await router.aclose()
     await store.close()

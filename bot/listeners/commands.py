@@ -49,14 +49,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await ack(response_type="ephemeral", text="Crunching the numbers…")
             deps.runner.spawn(_respond_later(report, section, respond))
             return
-        message = blocks.stats_message(stats.as_dict(), section)
+        message = blocks.stats_message(stats, section)
         await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
 
 
 async def _respond_later(report: asyncio.Future[Any], section: str, respond: AsyncRespond) -> None:
     try:
         stats = await report
-        message = blocks.stats_message(stats.as_dict(), section)
+        message = blocks.stats_message(stats, section)
         await respond(response_type="ephemeral", text=message.text, blocks=message.blocks)
     except Exception as exc:
         log.warning("late /agent-stats answer failed: %s", type(exc).__name__)

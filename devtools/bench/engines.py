@@ -73,9 +73,6 @@ async def build(
         if cache is not None and hasattr(cache, "aclose"):
             closers.append(cache.aclose)
         provider: Provider = wrap(llm) if wrap else llm
-        sources: dict[str, Any] = {"llm": llm}
-        if cache is not None:
-            sources["cache"] = cache
         engine = Engine(
             llm=provider,
             store=store,
@@ -84,7 +81,7 @@ async def build(
             cache=cache,
             tiering=llm.tiering,
             calls=store,
-            sources=sources,
+            llm_stats=llm,
         )
     except BaseException:
         for close in reversed(closers):

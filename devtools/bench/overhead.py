@@ -146,7 +146,7 @@ async def measure(
                 on_done=sample,
                 keep=False,
             )
-            cache_stats = dict(eng.cache.stats()) if eng.cache is not None else {}
+            cache_stats = eng.cache.stats().to_json() if eng.cache is not None else {}
             say(f"overhead[{provider}]: RSS {rss[0][1]:.0f} -> {rss[-1][1]:.0f} MiB")
     return OverheadResult(
         provider=provider,

@@ -21,17 +21,17 @@ import json
 import logging
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..codec import suggestion_from_dict, suggestion_to_dict
-from ..model import Suggestion, ThreadContext
+from ..model import HitTier, Suggestion, ThreadContext
 from ..ports import CachedAnswer, Embedder
 from ..rules.text import plain
-from ..stats import percentiles
+from ..stats import CacheCounts, CacheStats, Percentiles
 from .embedders import EmbedderUnavailable
 from .exact import Entry, ExactTier
 from .fingerprint import exact_key, fingerprint, message_text
@@ -58,7 +58,7 @@ def answer_id(s: Suggestion) -> str:
 
 
 class TwoTierCache:
-    """The engine's ResponseCache (and a StatsSource for `sales-agent stats`)."""
+    """The engine's ResponseCache; its `stats()` is the live part of the report's cache section."""
 
     def __init__(
         self,
@@ -234,39 +234,38 @@ class TwoTierCache:
             if found is not None:
                 self._drop(found, "disliked")
 
-    def stats(self) -> Mapping[str, object]:
+    def stats(self) -> CacheStats:
         counts = self._counts
         lookups = counts["lookups"]
         hits = counts["exact_hits"] + counts["semantic_hits"]
-        return {
-            "enabled": True,
-            "size": len(self._exact),
-            "capacity": self._exact.capacity,
-            "vectors": len(self._index) if self._index is not None else 0,
-            "ttl_s": self.ttl_s,
-            "version": self.version,
-            "embedder": self.embedder.name if self.embedder else "off",
-            "semantic": "on" if self._semantic_off is None else f"off: {self._semantic_off}",
-            "threshold": self.threshold,
-            "blocked": len(self._blocked),
-            "evictions": sum(self._evicted.values()),
-            "evicted": {k: v for k, v in sorted(self._evicted.items()) if v},
-            "guard_rejections": sum(self._rejected.values()),
-            "guard_reasons": {r: self._rejected[r] for r in REASONS if self._rejected[r]},
-            "lookup_ms": percentiles(self._ms_all),
-            "lookup_ms_exact_hits": percentiles(self._ms_exact),
-            "lookup_ms_embedded": percentiles(self._ms_semantic),
-            "since_start": {
-                "lookups": lookups,
-                "exact_hits": counts["exact_hits"],
-                "semantic_hits": counts["semantic_hits"],
-                "misses": counts["misses"],
-                "hit_rate": round(hits / lookups, 4) if lookups else 0.0,
-                "stored": counts["stored"],
-                "refused_blocked": counts["refused"],
-                "embed_errors": counts["embed_errors"],
-            },
-        }
+        return CacheStats(
+            size=len(self._exact),
+            capacity=self._exact.capacity,
+            vectors=len(self._index) if self._index is not None else 0,
+            ttl_s=self.ttl_s,
+            version=self.version,
+            embedder=self.embedder.name if self.embedder else "off",
+            semantic="on" if self._semantic_off is None else f"off: {self._semantic_off}",
+            threshold=self.threshold,
+            blocked=len(self._blocked),
+            evictions=sum(self._evicted.values()),
+            evicted={k: v for k, v in sorted(self._evicted.items()) if v},
+            guard_rejections=sum(self._rejected.values()),
+            guard_reasons={r: self._rejected[r] for r in REASONS if self._rejected[r]},
+            lookup_ms=Percentiles.of(self._ms_all),
+            lookup_ms_exact_hits=Percentiles.of(self._ms_exact),
+            lookup_ms_embedded=Percentiles.of(self._ms_semantic),
+            since_start=CacheCounts(
+                lookups=lookups,
+                exact_hits=counts["exact_hits"],
+                semantic_hits=counts["semantic_hits"],
+                misses=counts["misses"],
+                hit_rate=round(hits / lookups, 4) if lookups else 0.0,
+                stored=counts["stored"],
+                refused_blocked=counts["refused"],
+                embed_errors=counts["embed_errors"],
+            ),
+        )
 
     # Housekeeping ----------------------------------------------------------------------
 
@@ -307,7 +306,7 @@ class TwoTierCache:
         return True
 
     def _hit(
-        self, entry: Entry, tier: str, similarity: float, now: float, started: float
+        self, entry: Entry, tier: HitTier, similarity: float, now: float, started: float
     ) -> CachedAnswer:
         entry.hits += 1
         entry.used_at = now

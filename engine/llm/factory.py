@@ -2,7 +2,7 @@
 tiering policy; or the plain offline tier when no provider is configured.
 
     stack = await build_llm(settings, calls=store)
-    engine = Engine(llm=stack.provider, tiering=stack.tiering, sources={"llm": stack}, ...)
+    engine = Engine(llm=stack.provider, tiering=stack.tiering, llm_stats=stack, ...)
     ...
     await stack.aclose()     # losers' streams closed, call records written, pools closed
 
@@ -23,12 +23,13 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..model import Tier
 from ..pipeline.orchestrator import always_powerful
 from ..ports import CallLog, StepRequest, StepResult
 from ..settings import Settings
+from ..stats import LlmStats
 from .offline import OfflineProvider
 from .providers import spec
 from .tiering import ComplexityTiering
@@ -71,13 +72,12 @@ class LLMStack:
     async def complete(self, request: StepRequest) -> StepResult:
         return await self.provider.complete(request)
 
-    def stats(self) -> dict[str, Any]:
-        if self.router is not None:
-            return self.router.stats()
-        out: dict[str, Any] = {"mode": "offline"}
-        if self._tiering is not None:
-            out["tiering"] = self._tiering.stats()
-        return out
+    def stats(self) -> LlmStats:
+        return LlmStats(
+            router=self.router.stats() if self.router is not None else None,
+            pools={c.name: c.snapshot() for c in self.connections},
+            tiering=self._tiering.stats() if self._tiering is not None else None,
+        )
 
     async def warm_up(self, timeout_s: float = 3.0) -> None:
         if self.connections:
@@ -133,10 +133,6 @@ async def build_llm(
         config=config or RouterConfig(mode=settings.router, budget_s=budget),
         recorder=CallRecorder(calls),
         fallback=OfflineProvider(fallback=True),
-        extra_stats={
-            "pools": lambda: {c.name: c.snapshot() for c in connections},
-            **({"tiering": tiering.stats} if tiering is not None else {}),
-        },
     )
     stack = LLMStack(router, tiering=tiering, connections=connections)
     if warm_up:

@@ -43,7 +43,7 @@ from ..errors import ErrorKind, ProviderError
 from ..model import StepCall
 from ..ports import CallRecord, StepRequest, StepResult
 from ..settings import RouterMode
-from ..stats import quantile
+from ..stats import ExtraRequests, RouterStats, quantile
 from . import prompts
 from .breaker import CircuitBreaker
 from .offline import OfflineProvider
@@ -139,7 +139,6 @@ class Router:
         config: RouterConfig | None = None,
         recorder: CallRecorder | None = None,
         fallback: OfflineProvider | None = None,
-        extra_stats: Mapping[str, Callable[[], Mapping[str, Any]]] | None = None,
     ) -> None:
         self.config = config or RouterConfig()
         self.routes: dict[str, tuple[StreamingProvider, ...]] = {
@@ -149,7 +148,6 @@ class Router:
             raise ValueError("the router needs at least one provider")
         self.recorder = recorder or CallRecorder(None)
         self.fallback = fallback or OfflineProvider(fallback=True)
-        self.extra_stats = dict(extra_stats or {})
         self.providers: dict[str, StreamingProvider] = {
             p.key: p for providers in self.routes.values() for p in providers
         }
@@ -309,7 +307,7 @@ class Router:
 
     # Stats and shutdown -------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> RouterStats:
         """Live figures (the persisted per-provider figures come from the call log)."""
         c = self.counts
         primary = c["requests"] - c["all_circuits_open"]
@@ -319,34 +317,31 @@ class Router:
                 _, p90 = samples.quantiles()
                 ttft.setdefault(key, {})[f"{step}/{tier}"] = round(p90 * 1000, 1)
         now = time.perf_counter()
-        out: dict[str, Any] = {
-            "mode": self.config.mode,
-            "budget_s": self.config.budget_s,
-            "requests": c["requests"],
-            "attempts": c["attempts"],
-            "outcomes": {k: self.outcomes[k] for k in ("win", "cancelled", "error")},
-            "extra_requests": {
-                "hedges": c["hedges"],
-                "failovers": c["failovers"],
-                "retries": c["retries"],
-                "probes": c["probes"],
-                "per_request": round((c["attempts"] - primary) / primary, 4) if primary else 0.0,
-                "hedge_rate": round(c["hedges"] / primary, 4) if primary else 0.0,
-            },
-            "fallbacks": c["fallbacks"],
-            "budget_exceeded": c["budget_exceeded"],
-            "skipped_open_circuit": c["skipped_open_circuit"],
-            "circuits": {key: b.snapshot() for key, b in self.breakers.items()},
-            "rate_limited_for_s": {
+        return RouterStats(
+            mode=self.config.mode,
+            budget_s=self.config.budget_s,
+            requests=c["requests"],
+            attempts=c["attempts"],
+            outcomes={k: self.outcomes[k] for k in ("win", "cancelled", "error")},
+            extra_requests=ExtraRequests(
+                hedges=c["hedges"],
+                failovers=c["failovers"],
+                retries=c["retries"],
+                probes=c["probes"],
+                per_request=round((c["attempts"] - primary) / primary, 4) if primary else 0.0,
+                hedge_rate=round(c["hedges"] / primary, 4) if primary else 0.0,
+            ),
+            fallbacks=c["fallbacks"],
+            budget_exceeded=c["budget_exceeded"],
+            skipped_open_circuit=c["skipped_open_circuit"],
+            circuits={key: b.snapshot() for key, b in self.breakers.items()},
+            rate_limited_for_s={
                 key: round(until - now, 3) for key, until in self._cooldown.items() if until > now
             },
-            "ttft_p90_ms": ttft,
-            "tier_requests": dict(self.tiers),
-            "call_log": {"written": self.recorder.written, "dropped": self.recorder.dropped},
-        }
-        for name, source in self.extra_stats.items():
-            out[name] = dict(source())
-        return out
+            ttft_p90_ms=ttft,
+            tier_requests=dict(self.tiers),
+            call_log={"written": self.recorder.written, "dropped": self.recorder.dropped},
+        )
 
     async def aclose(self, timeout_s: float = 2.0) -> None:
         """Let cancelled losers finish closing their streams, then write every call record."""

@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from ..model import Tier
+from ..stats import TieringStats
 
 Complexity = Literal["simple", "medium", "complex"]
 
@@ -84,24 +85,24 @@ class ComplexityTiering:
     """The Engine's TierPolicy: (step, text, context) -> tier, with counted decisions."""
 
     def __init__(self) -> None:
-        self.decisions: Counter[tuple[str, str]] = Counter()  # (step, complexity)
+        self.decisions: Counter[tuple[str, Complexity]] = Counter()  # (step, complexity)
 
     def __call__(self, step: str, text: str, context: Mapping[str, str]) -> Tier:
         complexity = classify(step, text, context)
         self.decisions[(step, complexity)] += 1
         return tier_of(complexity)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> TieringStats:
         by_step: dict[str, dict[str, int]] = {}
-        tiers: Counter[str] = Counter()
+        tiers: Counter[Tier] = Counter()
         for (step, complexity), n in sorted(self.decisions.items()):
             by_step.setdefault(step, {})[complexity] = n
-            tiers[tier_of(complexity)] += n  # type: ignore[arg-type]
+            tiers[tier_of(complexity)] += n
         total = sum(tiers.values())
-        return {
-            "decisions": total,
-            "fast": tiers["fast"],
-            "powerful": tiers["powerful"],
-            "fast_share": round(tiers["fast"] / total, 4) if total else 0.0,
-            "by_step": by_step,
-        }
+        return TieringStats(
+            decisions=total,
+            fast=tiers["fast"],
+            powerful=tiers["powerful"],
+            fast_share=round(tiers["fast"] / total, 4) if total else 0.0,
+            by_step=by_step,
+        )

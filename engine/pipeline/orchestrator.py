@@ -20,6 +20,7 @@ from ..errors import EmptyMessage, StoreUnavailable, TurnNotSaved
 from ..events import Done, ReplyDelta, Status, TurnEvent
 from ..locks import LocalThreadLocks
 from ..model import (
+    CacheTier,
     Capture,
     Detection,
     Draft,
@@ -35,9 +36,9 @@ from ..playbook import Playbook
 from ..ports import (
     CallLog,
     ContextStore,
+    LlmStatsSource,
     Provider,
     ResponseCache,
-    StatsSource,
     StepResult,
     ThreadLocks,
 )
@@ -79,7 +80,7 @@ class Engine:
         cache: ResponseCache | None = None,
         tiering: TierPolicy = always_powerful,
         calls: CallLog | None = None,
-        sources: Mapping[str, StatsSource] | None = None,
+        llm_stats: LlmStatsSource | None = None,
         locks: ThreadLocks | None = None,
     ) -> None:
         self.llm = llm
@@ -89,7 +90,7 @@ class Engine:
         self.cache = cache
         self.tiering = tiering
         self.calls = calls
-        self.sources = dict(sources or {})
+        self.llm_stats = llm_stats
         # Turns of a thread one at a time: in this process, or across instances (Postgres).
         self.locks: ThreadLocks = locks if locks is not None else LocalThreadLocks()
         # Speculative generation (settings.speculative): drafts started, kept and thrown away.
@@ -218,10 +219,12 @@ class Engine:
     async def stats(self, window: int = 10_000) -> StatsReport:
         turns = await self.store.recent_turns(window)
         calls = await self.calls.recent_calls(window) if self.calls else ()
-        live = {name: source.stats() for name, source in self.sources.items()}
-        if self.cache is None:
-            live.setdefault("cache", {"enabled": False})
-        return build_report(turns, calls, live=live)
+        return build_report(
+            turns,
+            calls,
+            cache=self.cache.stats() if self.cache is not None else None,
+            llm=self.llm_stats.stats() if self.llm_stats is not None else None,
+        )
 
     async def _fresh(
         self,
@@ -388,7 +391,7 @@ class Engine:
         *,
         delta: Mapping[str, str],
         slots: Mapping[str, str],
-        cache: str,
+        cache: CacheTier,
         calls: tuple[StepCall, ...],
         step_ms: Mapping[str, float],
         started: float,
@@ -408,7 +411,7 @@ class Engine:
             talk_track=strategy.talk_track,
             slots_delta=dict(delta),
             slots=dict(slots),
-            cache=cache,  # type: ignore[arg-type]
+            cache=cache,
             calls=calls,
             step_ms=step_ms,
             latency_ms=_ms(started),
