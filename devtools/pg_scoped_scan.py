@@ -125,7 +125,7 @@ async def _keys_and_vectors(store: object, fingerprint: str) -> list[tuple[str, 
             for k, v in db.execute(query.format(p="?"), ["v1", fingerprint]).fetchall()
         ]
 
-    return await store._run(read)
+    return await store.run(read)
 
 
 def _table(name: str, results: list[dict[str, object]]) -> str:

@@ -6,7 +6,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,14 +14,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from bot.app import SlackBot
+from bot.turns import BotConfig
 from devtools.fake_llm import FakeLLMServer
 from devtools.pgserver import PostgresServer, ServerUnavailable
 from engine.llm.offline import OfflineProvider
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
+from engine.ports import Provider
 from engine.settings import Settings
 from storage import SqliteStore, Store, open_store
+from storage.inbox_store import SqliteInboxStore
+from tests.fakes.slack import FakeSlack
 from tests.llm_kit import Kit
+from tests.slack_kit import APP_TOKEN, BOT_TOKEN, DictCache, Harness, Start
 
 
 @pytest.fixture
@@ -104,3 +110,51 @@ async def kit(server: FakeLLMServer) -> AsyncIterator[Kit]:
     k = Kit(server)
     yield k
     await k.close()
+
+
+# A running Slack bot against the fake Slack (Slack bot and streaming tests) ----------------
+
+
+@pytest_asyncio.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Start]:
+    """start(llm=..., cache=..., **BotConfig fields) -> a running bot against a fresh fake."""
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    async def _start(
+        llm: Provider | None = None,
+        cache: DictCache | None = None,
+        fake: FakeSlack | None = None,
+        db: Path | None = None,
+        **config: Any,
+    ) -> Harness:
+        if fake is None:
+            fake = await FakeSlack.start()
+            cleanups.append(fake.close)
+        store = await SqliteStore.open(db or tmp_path / "bot.db")
+        cleanups.append(store.close)
+        engine = Engine(
+            llm=llm or OfflineProvider(),
+            store=store,
+            settings=Settings(),
+            playbook=default_playbook(),
+            cache=cache,
+            calls=store,
+        )
+        inbox = SqliteInboxStore(store)
+        settings = {"append_interval": 0.2, "drain_timeout": 2.0, **config}
+        bot = SlackBot(
+            engine=engine,
+            inbox_store=inbox,
+            bot_token=BOT_TOKEN,
+            app_token=APP_TOKEN,
+            api_url=fake.api_url.rstrip("/"),  # the bot adds the slash slack_sdk needs
+            config=BotConfig(**settings),
+        )
+        await bot.start()
+        cleanups.append(bot.stop)
+        await fake.wait_connected()
+        return Harness(fake, store, engine, inbox, bot)
+
+    yield _start
+    for cleanup in reversed(cleanups):
+        await cleanup()

@@ -23,11 +23,9 @@ from engine.playbook import default_playbook
 from engine.ports import CachedAnswer, Provider
 from engine.settings import Settings
 from storage import SqliteStore
-from tests.test_providers import GPT4O, MINI, SONNET, Kit
+from tests.llm_kit import GPT4O, MINI, SONNET, Kit
 
 pytestmark = pytest.mark.timeout(20)
-
-pytest_plugins = ["tests.test_providers"]  # the server and kit fixtures
 
 PRICE = "We already use Gong and honestly it's too expensive for us"
 
@@ -54,9 +52,7 @@ def final(events: list[tuple[float, TurnEvent]]) -> Suggestion:
 
 
 def engine_over(llm: Provider, store: SqliteStore, **settings: Any) -> Engine:
-    return Engine(
-        llm=llm, store=store, settings=Settings(**settings), playbook=default_playbook()
-    )
+    return Engine(llm=llm, store=store, settings=Settings(**settings), playbook=default_playbook())
 
 
 # Reading the reply out of partial JSON -------------------------------------------------------
@@ -160,9 +156,7 @@ async def test_a_cache_hit_is_the_whole_card_at_once(store: SqliteStore) -> None
     assert final(events).cache == "exact"
 
 
-async def test_no_hedge_fires_once_the_rep_is_reading_a_reply(
-    kit: Kit, store: SqliteStore
-) -> None:
+async def test_no_hedge_fires_once_the_rep_is_reading_a_reply(kit: Kit, store: SqliteStore) -> None:
     # The first provider is slow to start, then writes; the hedge it triggered hangs. A third
     # provider would be hedged next, but by then the first one's reply is on screen.
     first, hedge, third = kit.anthropic(SONNET), kit.openai(GPT4O), kit.openai(MINI)

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from bot import blocks
 from bot.app import BotStartError, SlackBot
@@ -24,20 +20,12 @@ from bot.ops import Metrics, OpsServer
 from bot.text import escape_mrkdwn
 from bot.turns import BotConfig
 from engine.llm.offline import OfflineProvider
-from engine.model import Draft, StepCall, Suggestion, ThreadContext
-from engine.pipeline.orchestrator import Engine
-from engine.playbook import default_playbook
-from engine.ports import CachedAnswer, Provider, StepRequest, StepResult
-from engine.settings import Settings
-from engine.stats import CacheCounts, CacheStats, Percentiles
-from storage import SqliteStore
-from storage.inbox_store import SqliteInboxStore
+from engine.model import Draft, StepCall
+from engine.ports import StepRequest, StepResult
 from tests.fakes.slack import (
     BOT_ID,
     BOT_USER_ID,
     TEAM_ID,
-    ApiCall,
-    FakeSlack,
     app_mention_event,
     assistant_thread_started_event,
     bot_message_event,
@@ -45,59 +33,22 @@ from tests.fakes.slack import (
     message_deleted_event,
     message_event,
 )
+from tests.slack_kit import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    GONG,
+    DictCache,
+    Start,
+    block,
+    calls_in,
+    dump,
+)
 
 pytestmark = pytest.mark.asyncio
 
-BOT_TOKEN = "xoxb-1111-2222-SECRETBOTTOKEN"
-APP_TOKEN = "xapp-1-A0001-3333-SECRETAPPTOKEN"
-GONG = "We already use Gong and honestly it's too expensive for us"
 
 
 # Harness -------------------------------------------------------------------------------------
-
-
-class DictCache:
-    """A minimal exact-match response cache behind the engine's ResponseCache port."""
-
-    def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], Suggestion] = {}
-        self.lookups = 0
-
-    def _key(self, text: str, context: ThreadContext) -> tuple[str, str]:
-        return " ".join(text.lower().split()), json.dumps(context.values(), sort_keys=True)
-
-    async def lookup(self, text: str, context: ThreadContext) -> CachedAnswer | None:
-        self.lookups += 1
-        hit = self.entries.get(self._key(text, context))
-        return CachedAnswer(hit, "exact", 0.1) if hit else None
-
-    async def store(self, text: str, context: ThreadContext, suggestion: Suggestion) -> None:
-        self.entries[self._key(text, context)] = suggestion
-
-    async def forget(self, suggestion_id: str) -> None:
-        self.entries = {k: v for k, v in self.entries.items() if v.id != suggestion_id}
-
-    def stats(self) -> CacheStats:
-        # Only the size is kept: the other figures of this double are zero.
-        return CacheStats(
-            size=len(self.entries),
-            capacity=0,
-            vectors=0,
-            ttl_s=0.0,
-            version="memory",
-            embedder="off",
-            semantic="off: exact only",
-            threshold=None,
-            blocked=0,
-            evictions=0,
-            evicted={},
-            guard_rejections=0,
-            guard_reasons={},
-            lookup_ms=Percentiles(),
-            lookup_ms_exact_hits=Percentiles(),
-            lookup_ms_embedded=Percentiles(),
-            since_start=CacheCounts(0, 0, 0, 0, 0.0, 0, 0, 0),
-        )
 
 
 class ScriptedReply:
@@ -131,103 +82,6 @@ class SlowProvider:
         return OfflineProvider().complete_now(request)
 
 
-@dataclass
-class Harness:
-    fake: FakeSlack
-    store: SqliteStore
-    engine: Engine
-    inbox: SqliteInboxStore
-    bot: SlackBot
-    pushed_at: dict[str, float] = field(default_factory=dict)
-
-    async def mention(self, text: str, **kw: Any) -> dict[str, Any]:
-        return await self.send(app_mention_event(text, **kw))
-
-    async def send(self, event: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        self.pushed_at[event["ts"]] = time.monotonic()
-        env = await self.fake.push_event(event, **kw)
-        await self.fake.wait_for_ack(env)
-        return event
-
-    async def done(self, event: Mapping[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        """Wait for the inbox row of `event` to be done; returns it as a dict."""
-        item_id = f"{TEAM_ID}:{event['channel']}:{event['ts']}"
-        deadline = time.monotonic() + timeout
-        while True:
-            item = await self.inbox.get(item_id)
-            if item is not None and item.state != "pending":
-                return {
-                    "state": item.state,
-                    "reply_ts": item.reply_ts,
-                    "suggestion_id": item.suggestion_id,
-                    "error": item.error,
-                    "attempts": item.attempts,
-                }
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{item_id} not finished: {item}")
-            await asyncio.sleep(0.01)
-
-    def replies(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
-        return [m for m in self.fake.messages(channel, thread_ts) if m["ts"] != thread_ts]
-
-    def card(self, channel: str, ts: str) -> dict[str, Any]:
-        message = self.fake.message(channel, ts)
-        assert message is not None
-        return message
-
-
-Start = Callable[..., Awaitable[Harness]]
-
-
-@pytest_asyncio.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    """start(llm=..., cache=..., **BotConfig fields) -> a running bot against a fresh fake."""
-    cleanups: list[Callable[[], Awaitable[None]]] = []
-
-    async def _start(
-        llm: Provider | None = None,
-        cache: DictCache | None = None,
-        fake: FakeSlack | None = None,
-        db: Path | None = None,
-        **config: Any,
-    ) -> Harness:
-        if fake is None:
-            fake = await FakeSlack.start()
-            cleanups.append(fake.close)
-        store = await SqliteStore.open(db or tmp_path / "bot.db")
-        cleanups.append(store.close)
-        engine = Engine(
-            llm=llm or OfflineProvider(),
-            store=store,
-            settings=Settings(),
-            playbook=default_playbook(),
-            cache=cache,
-            calls=store,
-        )
-        inbox = SqliteInboxStore(store)
-        settings = {"append_interval": 0.2, "drain_timeout": 2.0, **config}
-        bot = SlackBot(
-            engine=engine,
-            inbox_store=inbox,
-            bot_token=BOT_TOKEN,
-            app_token=APP_TOKEN,
-            api_url=fake.api_url.rstrip("/"),  # the bot adds the slash slack_sdk needs
-            config=BotConfig(**settings),
-        )
-        await bot.start()
-        cleanups.append(bot.stop)
-        await fake.wait_connected()
-        return Harness(fake, store, engine, inbox, bot)
-
-    yield _start
-    for cleanup in reversed(cleanups):
-        await cleanup()
-
-
-def dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
 def texts(message: Mapping[str, Any]) -> str:
     """Every piece of text a message shows: its text and all of its blocks, as JSON."""
     return dump({"text": message.get("text"), "blocks": message.get("blocks")})
@@ -244,21 +98,11 @@ def visible_chars(value: Any) -> int:
 
 
 def button_value(message: Mapping[str, Any], action_id: str) -> str:
-    for block in message["blocks"]:
-        for element in block.get("elements", []):
+    for b in message["blocks"]:
+        for element in b.get("elements", []):
             if element.get("action_id") == action_id:
                 return str(element["value"])
     raise AssertionError(f"no {action_id} button")
-
-
-def block(message: Mapping[str, Any], block_id: str) -> dict[str, Any]:
-    return next(b for b in message["blocks"] if b.get("block_id") == block_id)
-
-
-def calls_in(fake: FakeSlack, method: str, **args: str) -> list[ApiCall]:
-    return [
-        c for c in fake.calls_to(method) if all(c.args.get(k) == v for k, v in args.items())
-    ]
 
 
 # A turn --------------------------------------------------------------------------------------

@@ -17,12 +17,10 @@ from bot.text import escape_mrkdwn
 from engine.llm.router import Router
 from engine.model import Suggestion
 from tests.fakes.slack import TEAM_ID, ApiCall, FakeSlack
-from tests.test_providers import Kit
-from tests.test_slack_bot import GONG, DictCache, Harness, Start, block, calls_in
+from tests.llm_kit import Kit
+from tests.slack_kit import GONG, DictCache, Harness, Start, block, calls_in
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
-
-pytest_plugins = ["tests.test_providers", "tests.test_slack_bot"]  # kit, server, start
 
 STREAM_CALLS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
 
@@ -110,9 +108,7 @@ async def test_without_streaming_it_posts_the_first_words_then_updates_once(
     assert len(h.fake.calls_to("chat.startStream")) == 1
 
 
-async def test_a_stream_slack_closed_is_finished_with_an_update(
-    start: Start, kit: Kit
-) -> None:
+async def test_a_stream_slack_closed_is_finished_with_an_update(start: Start, kit: Kit) -> None:
     fake = await FakeSlack.start(stream_lifetime=0.3)  # Slack's is about five minutes
     try:
         h = await start(llm=slow_writer(kit, per_chunk=0.05), fake=fake, append_interval=0.2)
