@@ -68,12 +68,13 @@ ROUTER = RouterStats(
     rate_limited_for_s={},
     ttft_p90_ms={"anthropic/haiku": {"capture/fast": 120.0}},
     tier_requests={"fast": 3},
-    pools={"openai": {"kind": "h1", "warmups": 1}},
     call_log={"written": 4, "dropped": 0},
 )
+POOLS = {"openai": {"kind": "h1", "warmups": 1}}
 TIERING = TieringStats(3, 2, 1, 0.6667, {"capture": {"simple": 2, "complex": 1}})
 
-# The key tree of `sales-agent stats --json` (in order), as printed before the report was typed.
+# The key tree of `sales-agent stats --json` (in order), as printed before the report was typed
+# (the pools follow the call log since the router stopped owning them).
 SHAPE = {
     "turns": None,
     "cache": [
@@ -87,7 +88,7 @@ SHAPE = {
     "llm": [
         "providers", "mode", "budget_s", "requests", "attempts", "outcomes", "extra_requests",
         "fallbacks", "budget_exceeded", "skipped_open_circuit", "circuits", "rate_limited_for_s",
-        "ttft_p90_ms", "tier_requests", "pools", "call_log", "tiering",
+        "ttft_p90_ms", "tier_requests", "call_log", "pools", "tiering",
     ],
     "latency": ["end_to_end", "capture", "detect", "generate", "reconcile", "cache"],
     "feedback": ["rated", "positive", "positive_share"],
@@ -99,7 +100,7 @@ def _keys(doc: dict[str, Any]) -> dict[str, list[str] | None]:
 
 
 def test_the_json_keeps_the_shape_stats_json_has_always_printed() -> None:
-    doc = build_report(TURNS, CALLS, cache=CACHE, llm=LlmStats(ROUTER, TIERING)).to_json()
+    doc = build_report(TURNS, CALLS, cache=CACHE, llm=LlmStats(ROUTER, POOLS, TIERING)).to_json()
     assert json.loads(json.dumps(doc)) == doc  # plain JSON all the way down
     assert _keys(doc) == SHAPE
     assert list(doc["cache"]["since_start"]) == [
@@ -142,7 +143,7 @@ def test_without_live_parts_the_cache_says_disabled_and_the_llm_has_only_provide
     doc = build_report(TURNS, CALLS).to_json()
     assert doc["cache"]["enabled"] is False and "size" not in doc["cache"]
     assert list(doc["llm"]) == ["providers"]
-    offline = build_report([], [], llm=LlmStats(None, TIERING)).to_json()["llm"]
+    offline = build_report([], [], llm=LlmStats(None, tiering=TIERING)).to_json()["llm"]
     assert list(offline) == ["providers", "mode", "tiering"] and offline["mode"] == "offline"
 
 
