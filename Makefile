@@ -4,17 +4,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean llama-server
 
 run: $(STAMP)
 	$(VENV)/bin/sales-agent run
 
-test: $(STAMP) lint
+test: $(STAMP) lint llama-server
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+# The real model server of the tests marked real_model: built from source once per machine
+# (about 6 minutes on 2 cores), then taken from the cache (devtools/llama_server.py).
+llama-server: $(STAMP)
+	$(PY) -m devtools.llama_server ensure
 
 bench: $(STAMP)
 	$(VENV)/bin/sales-agent bench
