@@ -8,7 +8,8 @@ built or fetched on first use) and stops it afterwards. N messages of
 tests/data/holdout.jsonl, evenly spaced so every situation is in (the file is sorted by
 situation), go through the app as a user runs it — `sales-agent replay --json`,
 each message in its own thread, the response cache off — once with the server as the only
-provider (`SALES_AGENT_ENDPOINTS`) and once on the offline tier alone.
+provider (`SALES_AGENT_ENDPOINTS`), one process per message so that one message's failures
+do not open the circuit breaker for the next, and once on the offline tier alone.
 
 What it reads is the app's outside: the replay's JSON cards and the `llm_calls` rows of the
 SQLite file the run used (one row per request sent: step, provider, outcome, response). A row
@@ -81,13 +82,25 @@ def app_env(extra: Mapping[str, str]) -> dict[str, str]:
     return {**env, **extra}
 
 
-def replay(
+def replay_each(
     messages: Sequence[Mapping[str, Any]], env: Mapping[str, str], work: Path
+) -> list[dict[str, Any]]:
+    """One `replay` process per message: the circuit breaker opens after five bad answers in
+    a row and then sends nothing for 30 s, so in one process a weak model's first message
+    decides all the others (5 requests were sent for 30 messages that way)."""
+    cards: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        cards += replay([message], env, work, first=i)
+    return cards
+
+
+def replay(
+    messages: Sequence[Mapping[str, Any]], env: Mapping[str, str], work: Path, *, first: int = 0
 ) -> list[dict[str, Any]]:
     """One card per message through `sales-agent replay --json`, each message its own thread."""
     source = work / "messages.jsonl"
     with source.open("w", encoding="utf-8") as f:
-        for i, m in enumerate(messages):
+        for i, m in enumerate(messages, start=first):
             f.write(json.dumps({"thread": f"m{i}", "text": m["text"]}) + "\n")
     done = subprocess.run(
         [sys.executable, str(ROOT / "app.py"), "replay", str(source), "--json"],
@@ -225,7 +238,7 @@ def measure(n: int, url: str | None, step_budget: float | None, holdout: Path) -
             env = app_env(
                 {**settings, "SALES_AGENT_DB": str(db), "SALES_AGENT_ENDPOINTS": endpoints}
             )
-            cards = replay(messages, env, work)
+            cards = replay_each(messages, env, work)
         seconds = time.monotonic() - started
         steps = step_figures(db, name)
     for card in cards:

@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     progress = io.StringIO()
     try:
         llama_server.ensure(log=progress)
-    except llama_server.SetupError as exc:
+    except (llama_server.SetupError, OSError) as exc:
         _setup_error = str(exc)
     if reporter is not None:
         for line in progress.getvalue().splitlines():
@@ -35,8 +35,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def llama() -> Iterator[llama_server.RunningServer]:
-    """llama-server on a free port of 127.0.0.1, healthy, for the whole session."""
+def llama_ready() -> llama_server.Installed:
+    """The built binary and the model, or the test fails saying why."""
     if _setup_error is not None:
         pytest.fail(f"llama-server could not be built: {_setup_error}", pytrace=False)
     ready = llama_server.installed()
@@ -45,8 +45,14 @@ def llama() -> Iterator[llama_server.RunningServer]:
             "llama-server is not built: run `python -m devtools.llama_server ensure`",
             pytrace=False,
         )
+    return ready
+
+
+@pytest.fixture(scope="session")
+def llama(llama_ready: llama_server.Installed) -> Iterator[llama_server.RunningServer]:
+    """llama-server on a free port of 127.0.0.1, healthy, for the whole session."""
     try:
-        with llama_server.serving(ready) as server:
+        with llama_server.serving(llama_ready) as server:
             yield server
     except llama_server.SetupError as exc:
         pytest.fail(f"llama-server could not start: {exc}", pytrace=False)

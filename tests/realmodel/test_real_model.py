@@ -10,6 +10,7 @@ model got wrong). How often a 135M model's answers parse is measured, not assert
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -37,6 +38,7 @@ MESSAGES = (
     "Can it export call notes to Salesforce? Our VP of Sales, Dana, signs off by March.",
 )
 STEPS = ("capture", "detect", "generate")
+PLACEHOLDER = re.compile(r"\[\w+\] ")
 
 
 def model_settings(server: RunningServer, tmp_path: Path) -> dict[str, str]:
@@ -71,14 +73,17 @@ def assert_asked_the_model(rows: list[dict[str, Any]]) -> None:
 
 
 def assert_streamed_answers(rows: list[dict[str, Any]]) -> None:
-    """Answers that came back whole through the streaming SDK: the text, and the usage
+    """Answers that came back whole through the streaming SDK: the model's text, and the usage
     the server sends in its last chunk. A stream that broke would be error:connection."""
-    answered = [r for r in rows if r["outcome"] in ("win", "error:invalid_output")]
+    answered = [
+        r for r in rows if r["outcome"] in ("win", "error:invalid_output") and r["tokens_out"] > 0
+    ]
     assert answered, f"no answer came back: {[r['outcome'] for r in rows]}"
     for r in answered:
-        assert r["response"].strip() and not r["response"].startswith("[")
-        assert r["tokens_in"] > 0 and r["tokens_out"] > 0
+        assert r["tokens_in"] > 0
         assert r["model"] == llama_server.MODEL_NAME
+    # The router writes "[kind] message" only when nothing streamed.
+    assert any(r["response"].strip() and not PLACEHOLDER.match(r["response"]) for r in answered)
 
 
 async def test_a_turn_through_the_app_wiring_streams_from_the_model(
@@ -134,15 +139,15 @@ def test_replay_gives_every_message_a_card_from_a_weak_model(
     assert_streamed_answers(rows)
 
 
-def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
-    ready = llama_server.installed()
-    assert ready is not None, "llama-server is not built"
+def test_a_server_that_cannot_start_says_why(
+    llama_ready: llama_server.Installed, tmp_path: Path
+) -> None:
     broken = tmp_path / "not-a-model.gguf"
     broken.write_bytes(b"GGUF but not really")
     with (
         pytest.raises(llama_server.SetupError, match="exited with code") as failed,
         llama_server.serving(
-            llama_server.Installed(ready.binary, broken), log_path=tmp_path / "server.log"
+            llama_server.Installed(llama_ready.binary, broken), log_path=tmp_path / "server.log"
         ),
     ):
         pass
