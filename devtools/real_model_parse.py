@@ -5,7 +5,7 @@ offline tier's, on holdout messages.
 
 Without `--url` it starts llama-server with SmolLM2-135M-Instruct (devtools/llama_server.py,
 built or fetched on first use) and stops it afterwards. N messages of
-tests/data/holdout.jsonl, evenly spaced so every situation is in (the file is sorted by
+engine/data/holdout.jsonl, evenly spaced so every situation is in (the file is sorted by
 situation), go through the app as a user runs it — `sales-agent replay --json`,
 each message in its own thread, the response cache off — once with the server as the only
 provider (`SALES_AGENT_ENDPOINTS`), one process per message so that one message's failures
@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from devtools import llama_server
+from engine.data import HOLDOUT
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLDOUT = ROOT / "tests" / "data" / "holdout.jsonl"
 STEPS = ("capture", "detect", "generate")
 REASON_COLUMNS = ("reason", "error", "rejection")
 # Variables of the caller's environment that would add providers or change the run.
