@@ -17,13 +17,13 @@ from engine.errors import EmptyMessage
 from engine.events import Done, ReplyDelta, Status, TurnEvent
 from engine.llm.offline import OfflineProvider
 from engine.llm.reply_stream import ReplyExtractor
-from engine.model import Suggestion, ThreadContext, ThreadKey, TurnInput
+from engine.model import Draft, Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.ports import CachedAnswer, Provider
 from engine.settings import Settings
 from storage import SqliteStore
-from tests.llm_kit import GPT4O, MINI, SONNET, Kit
+from tests.llm_kit import GPT4O, MINI, SONNET, Kit, request
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -78,6 +78,13 @@ def test_text_before_the_reply_or_outside_json_shows_nothing() -> None:
     assert extractor.feed('ly": "Hi') == "Hi"
     assert extractor.feed(" ") == ""  # trailing space waits for what follows
     assert extractor.feed('there"}') == " there"
+
+
+async def test_a_provider_asked_directly_streams_the_reply_too(kit: Kit) -> None:
+    pieces: list[str] = []
+    result = await kit.openai().complete(request("generate", on_reply=pieces.append))
+    assert isinstance(result.value, Draft)
+    assert len(pieces) > 1 and "".join(pieces) == result.value.reply
 
 
 # The engine's stream --------------------------------------------------------------------------
