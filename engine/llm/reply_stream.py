@@ -25,14 +25,17 @@ ReplySink = Callable[[str], None]
 class ReplyExtractor:
     """Feed it an answer's text pieces; it returns what each adds to the reply."""
 
-    __slots__ = ("_buffer", "_sent", "_start")
+    __slots__ = ("_buffer", "_done", "_sent", "_start")
 
     def __init__(self) -> None:
         self._buffer = ""
         self._start = -1  # where the JSON object begins (models may open with a fence)
         self._sent = 0  # characters of the reply handed on so far
+        self._done = False  # a key after the reply: it is complete, nothing more to parse
 
     def feed(self, piece: str) -> str:
+        if self._done:
+            return ""
         self._buffer += piece
         if self._start < 0:
             self._start = self._buffer.find("{")
@@ -47,6 +50,7 @@ class ReplyExtractor:
         reply = value.get("reply") if isinstance(value, dict) else None
         if not isinstance(reply, str):
             return ""
+        self._done = next(reversed(value)) != "reply"
         ready = reply.strip()
         if len(ready) <= self._sent:
             return ""
