@@ -15,7 +15,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,13 +25,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from bot.logs import install_redaction
 from engine.codec import suggestion_to_dict
-from engine.data import GOLDEN, HARD_NEGATIVES, PARAPHRASES, THREADS
+from engine.data import GOLDEN, GROUNDING, HARD_NEGATIVES, PARAPHRASES, THREADS
 from engine.errors import EmptyMessage, StoreUnavailable, TurnNotSaved
 from engine.evaluation import GoldenError, Prediction, load_golden, score
+from engine.knowledge import KnowledgeIndex
 from engine.llm.factory import LLMStack, build_llm
 from engine.model import Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
+from engine.ports import Embedder
 from engine.settings import Settings, SettingsError
 from engine.taxonomy import SITUATION_TITLES, SLOT_TITLES
 from storage import Store, open_store
@@ -54,6 +56,8 @@ class Runtime:
 async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Runtime]:
     """The engine and its adapters; `warm` readies the embedder for commands that coach."""
     from engine.cache import open_cache
+    from engine.cache.embedders import build_embedder
+    from engine.cache.fingerprint import answer_version
 
     store = await open_store(
         settings.database_url or settings.db_path,
@@ -65,15 +69,27 @@ async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Ru
     try:
         # The LLM providers behind the router (or the offline tier when no key is set).
         llm = await build_llm(settings, calls=store, warm_up=warm)
+        embedder = build_embedder(settings)  # one model, shared by the cache and the knowledge
+        knowledge = open_knowledge(settings, store, embedder)
         # The response cache: exact + semantic tiers, kept in the same database.
         cache = await open_cache(
             settings,
             persistence=store.cache_rows(),
             suggestion_of=store.suggestion,
             providers=llm.names,
+            knowledge=knowledge.digest if knowledge else "",
+            embedder=embedder,
         )
         if cache is not None and warm:
             await cache.warm_up()
+        if knowledge is not None:
+            if cache is not None:
+                names, live = llm.names, cache
+                knowledge.on_change = lambda digest: live.rekey(
+                    answer_version(settings, names, digest)
+                )
+            if warm:
+                await knowledge.prepare()
         engine = Engine(
             llm=llm.provider,
             store=store,
@@ -84,6 +100,7 @@ async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Ru
             calls=store,
             llm_stats=llm,
             locks=store.thread_locks,
+            knowledge=knowledge,
         )
         yield Runtime(settings, engine, store)
     finally:
@@ -93,6 +110,15 @@ async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Ru
         if cache is not None:
             await cache.aclose()
         await store.close()
+
+
+def open_knowledge(
+    settings: Settings, store: Store, embedder: Embedder | None
+) -> KnowledgeIndex | None:
+    """The knowledge index of SALES_AGENT_KNOWLEDGE (None when unset), stored beside the rest."""
+    if settings.knowledge_dir is None:
+        return None
+    return KnowledgeIndex(settings.knowledge_dir, store=store.knowledge_rows(), embedder=embedder)
 
 
 # Console rendering -------------------------------------------------------------------------
@@ -110,6 +136,8 @@ def render_card(s: Suggestion) -> str:
     lines.append(f"   Suggested reply: {s.reply}")
     lines.append(f"   Tip: {s.coaching_tip}")
     lines.extend(f"   Note: {note}" for note in s.notes)
+    if s.sources:
+        lines.append(f"   Sources: {'; '.join(map(str, s.sources))}")
     providers = sorted({f"{c.provider}/{c.model}" for c in s.calls}) or ["cache"]
     lines.append(f"   {s.latency_ms:.0f} ms · cache: {s.cache} · {', '.join(providers)}")
     return "\n".join(lines)
@@ -132,6 +160,7 @@ def turn_json(s: Suggestion) -> dict[str, Any]:
         "step_ms": d["step_ms"],
         "reconciled": s.reconciled,
         "notes": d["notes"],
+        "sources": d["sources"],
     }
 
 
@@ -304,6 +333,24 @@ async def cmd_eval_threads(settings: Settings, path: Path, as_json: bool, stdout
     return 0
 
 
+async def cmd_grounding(
+    settings: Settings, knowledge: Path, grounding: Path, as_json: bool, stdout: TextIO
+) -> int:
+    from devtools import grounding as runner
+    from engine.knowledge.grounding import GroundingError, load_probes
+
+    if not knowledge.is_dir():
+        raise UsageError(f"--knowledge {knowledge}: not a directory")
+    try:
+        probes = load_probes(grounding)
+    except OSError as exc:
+        raise UsageError(f"cannot read {grounding}: {exc.strerror or exc}") from None
+    except GroundingError as exc:
+        raise UsageError(str(exc)) from None
+    settings = replace(settings, knowledge_dir=knowledge)
+    return await runner.run(settings, probes, default_playbook(), grounding, as_json, stdout)
+
+
 def _slot(value: str) -> Any:
     from engine.model import SlotValue
 
@@ -449,6 +496,12 @@ def parser() -> argparse.ArgumentParser:
         const=THREADS,
         help="score thread memory on multi-turn threads instead (default: the packaged set)",
     )
+    ev.add_argument(
+        "--knowledge",
+        type=Path,
+        help="score grounding instead: how often cards use the right section of this dir",
+    )
+    ev.add_argument("--grounding", type=Path, default=GROUNDING)
     ev.add_argument("--json", action="store_true")
     st = sub.add_parser("stats", help="cache, reconcile, provider and latency figures")
     st.add_argument("--json", action="store_true")
@@ -506,6 +559,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(cmd_replay(settings, args.file, args.json, sys.stdout))
             case "eval" if args.threads is not None:
                 return asyncio.run(cmd_eval_threads(settings, args.threads, args.json, sys.stdout))
+            case "eval" if args.knowledge is not None:
+                return asyncio.run(
+                    cmd_grounding(settings, args.knowledge, args.grounding, args.json, sys.stdout)
+                )
             case "eval":
                 return asyncio.run(cmd_eval(settings, args.golden, args.json, sys.stdout))
             case "stats":

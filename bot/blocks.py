@@ -90,12 +90,13 @@ def card(s: Suggestion, *, regenerated_by: str | None = None) -> Message:
     if len(s.notes) > 3:
         notes.append(f"…and {len(s.notes) - 3} more notes")
     footer = _footer(s, regenerated_by)
+    sources = truncate("📚 " + " · ".join(escape_mrkdwn(str(c)) for c in s.sources), 300)
 
     # Everything but the reply has a fixed ceiling (about 3,000 characters at worst); the
     # reply gets the rest of the message budget, and never less than 1,000.
     used = min(len(headline), HEADER_LIMIT) + len(coaching) + sum(map(len, fields))
     used += sum(map(len, notes))
-    used += len(footer) + 250  # labels, button texts, the confirm dialog
+    used += len(footer) + len(sources) + 250  # labels, button texts, the confirm dialog
     reply_room = max(min(SECTION_LIMIT - 40, MESSAGE_BUDGET - used), 1000)
     reply = escape_mrkdwn(s.reply) or "_(no reply drafted)_"
     reply_text, cut = _fenced(reply, reply_room)
@@ -124,6 +125,8 @@ def card(s: Suggestion, *, regenerated_by: str | None = None) -> Message:
         blocks.append(
             _section("*Deal context:* nothing captured yet in this thread.", block_id="slots0")
         )
+    if s.sources:
+        blocks.append(_context([sources], block_id="sources"))
     if notes:
         blocks.append(_context([f"⚠️ {n}" for n in notes], block_id="notes"))
     blocks.append(_context([footer], block_id="footer"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import StepCall, Suggestion, ThreadKey
+from .model import Citation, StepCall, Suggestion, ThreadKey
 
 
 def suggestion_to_dict(s: Suggestion) -> dict[str, Any]:
@@ -28,6 +28,7 @@ def suggestion_to_dict(s: Suggestion) -> dict[str, Any]:
         "reconciled": s.reconciled,
         "reconcile_triggers": list(s.reconcile_triggers),
         "notes": list(s.notes),
+        "sources": [{"file": c.file, "heading": c.heading} for c in s.sources],
     }
 
 
@@ -52,6 +53,7 @@ def suggestion_from_dict(d: dict[str, Any]) -> Suggestion:
         reconciled=bool(d.get("reconciled", False)),
         reconcile_triggers=tuple(d.get("reconcile_triggers", ())),
         notes=tuple(d.get("notes", ())),
+        sources=tuple(Citation(c["file"], c["heading"]) for c in d.get("sources", ())),
     )
 
 

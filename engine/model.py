@@ -86,9 +86,22 @@ class Strategy:
 
 
 @dataclass(frozen=True, slots=True)
+class Citation:
+    """A knowledge section a card used: its file and heading."""
+
+    file: str
+    heading: str
+
+    def __str__(self) -> str:
+        return f"{self.file} › {self.heading}"
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     reply: str
     coaching_tip: str
+    # The knowledge sections the draft drew on, when its writer knows (the offline tier does).
+    sources: tuple[Citation, ...] = ()
 
 
 StepValue = Capture | Detection | Draft
@@ -130,6 +143,8 @@ class Suggestion:
     reconciled: bool
     reconcile_triggers: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # The knowledge sections the reply drew on (file and heading), shown on the card.
+    sources: tuple[Citation, ...] = ()
 
     @property
     def offline(self) -> bool:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .knowledge.chunk import Chunk
 from .model import (
     CacheTier,
     Detection,
@@ -53,6 +54,10 @@ class StepRequest:
     # Generate only, when someone watches the reply being written: gets each piece of the
     # reply's text as the model streams it (a provider that cannot stream never calls it).
     on_reply: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    # Generate: the company's knowledge retrieved for this turn, best first (data, not orders).
+    knowledge: tuple[Chunk, ...] = ()
+    # Capture and detect: vendors beyond the rules' own list (the team's battlecards).
+    vendors: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

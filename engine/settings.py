@@ -101,6 +101,9 @@ class Settings:
     admins: frozenset[str] = field(default_factory=frozenset)
     http_port: int | None = None
 
+    # The company's knowledge: a directory of Markdown files (battlecards, pricing, FAQ...).
+    knowledge_dir: Path | None = None
+
     log_level: str = "INFO"
 
     def provider(self, kind: str) -> ProviderSettings | None:
@@ -140,6 +143,7 @@ class Settings:
             ),
             http_port=r.optional_int("SALES_AGENT_HTTP_PORT"),
             log_level=r.choice("SALES_AGENT_LOG_LEVEL", "INFO", LogLevel, upper=True),
+            knowledge_dir=_directory("SALES_AGENT_KNOWLEDGE", r.optional("SALES_AGENT_KNOWLEDGE")),
         )
 
 
@@ -215,6 +219,15 @@ class _Reader:
         if value not in allowed:
             raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
         return value
+
+
+def _directory(name: str, raw: str | None) -> Path | None:
+    if raw is None:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise SettingsError(f"{name} must be a directory of Markdown files; {raw!r} is not one")
+    return path
 
 
 def _threshold(value: float | None) -> float | None:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from engine.cache.persistence import CachePersistence
 from engine.inbox import InboxStore
+from engine.knowledge.store import KnowledgeStore
 from engine.model import Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.ports import CallRecord, ThreadLocks, TurnRecord
 
@@ -46,6 +47,8 @@ class Store(Protocol):
     def cache_rows(self) -> CachePersistence: ...
 
     def inbox(self) -> InboxStore: ...
+
+    def knowledge_rows(self) -> KnowledgeStore: ...
 
     async def close(self) -> None: ...
 

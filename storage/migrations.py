@@ -134,6 +134,25 @@ def _v7_inbox_leases(db: Database) -> None:
     db.table("inbox").add_column("lease_until", float)
 
 
+def _v8_knowledge(db: Database) -> None:
+    # The knowledge index: each team's chunks of its Markdown files, with their vectors.
+    db.table("knowledge_chunks").create(
+        {
+            "team": str,
+            "file": str,  # path relative to the knowledge dir
+            "digest": str,  # content hash + embedder: a changed file or embedder re-indexes
+            "position": int,  # the chunk's place in its file
+            "heading": str,
+            "title": str,
+            "text": str,
+            "competitor": str,  # NULL unless the file is a battlecard
+            "situations": str,  # JSON list of front-matter situation tags
+            "vector": bytes,  # float32 little-endian, unit length; NULL without an embedder
+        },
+        pk=("team", "file", "position"),
+    )
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v1_threads,
     _v2_llm_calls,
@@ -142,6 +161,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v5_inbox_threads,
     _v6_thread_reset,
     _v7_inbox_leases,
+    _v8_knowledge,
 )
 
 

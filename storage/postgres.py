@@ -42,6 +42,7 @@ from .retry import Backoff
 if TYPE_CHECKING:
     from .postgres_cache import PostgresCacheStore
     from .postgres_inbox import PostgresInboxStore
+    from .postgres_knowledge import PostgresKnowledgeStore
 
 __all__ = ["AdvisoryThreadLocks", "PostgresStore"]
 
@@ -125,6 +126,11 @@ class PostgresStore:
         from .postgres_inbox import PostgresInboxStore
 
         return PostgresInboxStore(self)
+
+    def knowledge_rows(self) -> PostgresKnowledgeStore:
+        from .postgres_knowledge import PostgresKnowledgeStore
+
+        return PostgresKnowledgeStore(self)
 
     # Running queries -------------------------------------------------------------------
 

@@ -3,7 +3,8 @@ has come. Append a version; never edit one that has shipped.
 
 v1 is the SQLite schema of migrations v1-v6 in Postgres types (epoch seconds stay
 `double precision`, the suggestion stays JSON text, so both backends store the same values),
-plus the index the semantic tier's scoped reads need. v2 is SQLite's v7 (inbox leases).
+plus the index the semantic tier's scoped reads need. v2 is SQLite's v7 (inbox leases), v3
+its v8 (the knowledge index).
 
 Several instances may start at once: the migrating connection holds an advisory lock, so one
 applies each version, in its own transaction, and the others find it done.
@@ -51,6 +52,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX inbox_thread ON inbox (team, channel, thread_ts)",
     ),
     ("ALTER TABLE inbox ADD COLUMN lease_owner text, ADD COLUMN lease_until double precision",),
+    (
+        "CREATE TABLE knowledge_chunks (team text NOT NULL, file text NOT NULL, digest text, "
+        "position integer NOT NULL, heading text, title text, text text, competitor text, "
+        "situations text, vector bytea, PRIMARY KEY (team, file, position))",
+    ),
 )
 
 

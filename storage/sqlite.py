@@ -35,6 +35,7 @@ from .retry import Backoff
 if TYPE_CHECKING:
     from .cache_store import SqliteCacheStore
     from .inbox_store import SqliteInboxStore
+    from .knowledge_store import SqliteKnowledgeStore
 
 T = TypeVar("T")
 
@@ -67,6 +68,11 @@ class SqliteStore:
         from .inbox_store import SqliteInboxStore
 
         return SqliteInboxStore(self)
+
+    def knowledge_rows(self) -> SqliteKnowledgeStore:
+        from .knowledge_store import SqliteKnowledgeStore
+
+        return SqliteKnowledgeStore(self)
 
     async def close(self) -> None:
         if self._checkpointer is not None:

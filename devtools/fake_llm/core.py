@@ -39,10 +39,16 @@ DEFAULT_INVALID_CONTRACT: dict[str, Any] = {
 
 
 def default_answerer(req: ParsedRequest) -> str:
-    """The engine's offline contract answer (imported lazily: it lives in the engine)."""
+    """The engine's offline contract answer (imported lazily: it lives in the engine). For
+    generate it quotes the <knowledge> sections the prompt carried, as the offline tier would:
+    it can only use what reached it over the wire."""
+    from engine.knowledge.chunk import Chunk
     from engine.llm.offline import answer_contract
 
-    result = answer_contract(req.step or "", req.message, req.context, req.situation)
+    chunks = [
+        Chunk(file=f, heading=h, title=h, text=t, competitor=c) for f, h, c, t in req.knowledge
+    ]
+    result = answer_contract(req.step or "", req.message, req.context, req.situation, chunks)
     return result if isinstance(result, str) else json.dumps(result)
 
 

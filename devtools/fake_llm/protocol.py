@@ -31,7 +31,8 @@ class ParsedRequest:
     `step`, `message`, `context`, `situation`, `strategy` come from the engine's prompt
     convention: the system prompt's first line `# step: <name>`, and the tags
     <prospect_message>, <deal_context> (a JSON object), <situation>, <strategy> in the
-    user content.
+    user content; `knowledge` is the <knowledge> block cut into its numbered sections,
+    each (file, heading, competitor or None, text).
     """
 
     api: str  # "anthropic" | "openai"
@@ -45,6 +46,7 @@ class ParsedRequest:
     context: dict[str, Any] = field(default_factory=dict)
     situation: str | None = None
     strategy: str | None = None
+    knowledge: list[tuple[str, str, str | None, str]] = field(default_factory=list)
     response_format: dict[str, Any] | None = None  # openai response_format, if any
     body: dict[str, Any] = field(default_factory=dict, repr=False)  # the raw JSON request
     other_tokens: int = 0  # tokens of non-system, non-user turns (assistant, tool)
@@ -77,7 +79,27 @@ def parse_convention(req: ParsedRequest) -> ParsedRequest:
     req.context = ctx if isinstance(ctx, dict) else {}
     req.situation = _tag(req.user, "situation")
     req.strategy = _tag(req.user, "strategy")
+    req.knowledge = _sections(_tag(req.user, "knowledge") or "")
     return req
+
+
+_SECTION = re.compile(r"^\[\d+\] (.+?) › (.+?)(?: \(battlecard: (.+)\))?$", re.MULTILINE)
+
+
+def _sections(block: str) -> list[tuple[str, str, str | None, str]]:
+    """`[n] file › heading` lines, each followed by its text (the engine's knowledge_block)."""
+    heads = list(_SECTION.finditer(block))
+    if not heads:
+        return []
+    return [
+        (
+            m.group(1),
+            m.group(2),
+            m.group(3),
+            block[m.end() : nxt.start() if nxt else len(block)].strip(),
+        )
+        for m, nxt in zip(heads, [*heads[1:], None], strict=True)
+    ]
 
 
 def _content_text(content: Any) -> str:

@@ -7,7 +7,9 @@ off) and reloads what storage kept.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
+from ..ports import Embedder
 from ..settings import Settings
 from .embedders import build_embedder, threshold_for
 from .fingerprint import answer_version
@@ -23,12 +25,16 @@ def build_cache(
     persistence: CachePersistence | None = None,
     suggestion_of: SuggestionLookup | None = None,
     providers: Iterable[str] = (),
+    knowledge: str = "",
+    embedder: Embedder | Literal["from settings"] | None = "from settings",
 ) -> TwoTierCache | None:
+    """`embedder`: one to share with others (None: no semantic tier)."""
     if not settings.cache:
         return None
-    embedder = build_embedder(settings)
+    if embedder == "from settings":
+        embedder = build_embedder(settings)
     return TwoTierCache(
-        version=answer_version(settings, providers),
+        version=answer_version(settings, providers, knowledge),
         embedder=embedder,
         threshold=threshold_for(embedder, settings),
         ttl_s=settings.cache_ttl_s,
@@ -44,9 +50,16 @@ async def open_cache(
     persistence: CachePersistence | None = None,
     suggestion_of: SuggestionLookup | None = None,
     providers: Iterable[str] = (),
+    knowledge: str = "",
+    embedder: Embedder | Literal["from settings"] | None = "from settings",
 ) -> TwoTierCache | None:
     cache = build_cache(
-        settings, persistence=persistence, suggestion_of=suggestion_of, providers=providers
+        settings,
+        persistence=persistence,
+        suggestion_of=suggestion_of,
+        providers=providers,
+        knowledge=knowledge,
+        embedder=embedder,
     )
     if cache is not None:
         await cache.load()

@@ -8,9 +8,10 @@ A cached answer may be reused only where it would have been written the same way
   those count; `next_step` does not (no template or prompt decision depends on it). Values are
   lower-cased, stripped of punctuation and whitespace-folded, so "Gong" and "gong." match;
   an unknown slot and an empty one are the same.
-- the *answer version* names what writes answers: prompt style, the models in use and a digest
-  of the files that hold prompts, the playbook and the rules. Any change gives a new version,
-  and entries of another version are never served (and are dropped when the cache loads).
+- the *answer version* names what writes answers: prompt style, the models in use, a digest
+  of the files that hold prompts, the playbook and the rules, and the content digest of the
+  knowledge dir. Any change gives a new version, and entries of another version are never
+  served (they are dropped when the cache loads, or when the knowledge changes while running).
 - the *exact key* is SHA-256 over the normalised message, the fingerprint and the version.
 """
 
@@ -83,10 +84,13 @@ def exact_key(text: str, context_fingerprint: str, version: str) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def answer_version(settings: Settings, providers: Iterable[str] = ()) -> str:
-    """The version of whatever writes answers under these settings, as a short digest."""
+def answer_version(settings: Settings, providers: Iterable[str] = (), knowledge: str = "") -> str:
+    """The version of whatever writes answers under these settings, as a short digest;
+    `knowledge` is the knowledge index's content digest ("" without one)."""
     h = hashlib.sha256()
     h.update(CACHE_FORMAT.encode())
+    if knowledge:
+        h.update(f"|knowledge={knowledge}".encode())
     h.update(f"|style={settings.prompt_style}|pipeline={settings.pipeline}".encode())
     for name in sorted(providers):
         h.update(f"|provider={name}".encode())

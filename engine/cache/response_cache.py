@@ -148,6 +148,15 @@ class TwoTierCache:
             self._insert(entry, vector, persist=False)
         return len(self._exact)
 
+    def rekey(self, version: str) -> None:
+        """What writes answers changed while running (a knowledge file was edited): entries
+        of the old version are dropped, here and in storage, and never served again."""
+        if version == self.version:
+            return
+        self.version = version
+        for entry in list(self._exact):
+            self._drop(entry, "stale")
+
     # ResponseCache ---------------------------------------------------------------------
 
     async def lookup(self, text: str, context: ThreadContext) -> CachedAnswer | None:

@@ -7,7 +7,8 @@ Layout, for provider-side prompt caching and for safety:
   Its first line is `# step: <name>` (the fake LLM server and the logs read it).
 - The **user turn is data only**, each part in its own tag: `<history>`, `<deal_context>` (JSON),
   `<prospect_message>`, and for generate `<situation>`, `<strategy>`, `<talk_track>`,
-  `<reply_outline>`. The prospect's words are never instructions: the system prompt says so, our
+  `<reply_outline>` and `<knowledge>` (the company's sections retrieved for the turn). The
+  prospect's words are never instructions: the system prompt says so, our
   tag names inside the data are neutralised (so a message cannot close its block and speak
   outside it), and whatever the model answers must still pass `engine.contract`, which only
   accepts the step's schema.
@@ -23,10 +24,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from ..knowledge.chunk import Chunk
 from ..model import PromptStyle
 from ..ports import StepRequest
 from ..taxonomy import SITUATION_SPECS, SITUATIONS, SLOT_SPECS, SLOTS, STEPS
@@ -45,6 +47,7 @@ DATA_TAGS = (
     "strategy",
     "talk_track",
     "reply_outline",
+    "knowledge",
 )
 # Any opening or closing tag of ours, however spaced or cased, inside data.
 _OUR_TAGS = re.compile(r"<\s*/?\s*(?:" + "|".join(DATA_TAGS) + r")\b[^<>]*>?", re.IGNORECASE)
@@ -127,8 +130,21 @@ def user_turn(request: StepRequest) -> str:
             parts.append(f"<talk_track>{neutralise(s.talk_track)}</talk_track>")
             if s.reply_template:
                 parts.append(f"<reply_outline>{neutralise(s.reply_template)}</reply_outline>")
+        if request.knowledge:
+            parts.append(f"<knowledge>\n{knowledge_block(request.knowledge)}\n</knowledge>")
     parts.append(f"<prospect_message>\n{neutralise(request.text)}\n</prospect_message>")
     return "\n".join(parts)
+
+
+def knowledge_block(chunks: Sequence[Chunk]) -> str:
+    """Each chunk as `[n] file › heading`, with `(battlecard: Name)` on a competitor's, then
+    its text: numbered, so a reader can cite it."""
+    parts = []
+    for i, c in enumerate(chunks, 1):
+        card = f" (battlecard: {c.competitor})" if c.competitor else ""
+        head = neutralise(f"[{i}] {c.file} › {c.heading}{card}")
+        parts.append(f"{head}\n{neutralise(c.text)}")
+    return "\n\n".join(parts)
 
 
 @cache
@@ -165,7 +181,8 @@ situation: what the rep must handle now; secondary: another one clearly present.
 """,
     "generate": f"""
 You write the next reply a B2B sales rep sends the prospect, and one coaching tip.
-{_DATA_RULE} <situation>, <strategy>, <talk_track> and <reply_outline> give the chosen play.
+{_DATA_RULE} <situation>, <strategy>, <talk_track> and <reply_outline> give the chosen play;
+<knowledge>, when present, holds the company's own facts: use the one that answers the prospect.
 {_JSON_ONLY}
 {{"reply": "<text>", "coaching_tip": "<text>"}}
 reply: in the rep's voice, 2-4 sentences, under 90 words; follow the strategy, use the known
@@ -260,7 +277,9 @@ next, and one coaching tip for the rep.
 {_VERBOSE_DATA_RULE}
 For this step the user turn also holds <situation> (the detected situation), <strategy> (the
 play's name), <talk_track> (how to run the play) and <reply_outline> (a model reply; adapt it,
-do not copy placeholders).
+do not copy placeholders). When present, <knowledge> holds sections of the company's own
+battlecards, pricing, case studies and FAQ, numbered: prefer their facts to general claims,
+use the one that answers the prospect, and never contradict or extend them.
 
 Return exactly one JSON object, with no prose before or after and no code fences:
 {{"reply": "<the message the rep sends>", "coaching_tip": "<one tip for the rep>"}}

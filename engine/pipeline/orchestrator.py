@@ -18,10 +18,13 @@ from typing import Any
 
 from ..errors import EmptyMessage, StoreUnavailable, TurnNotSaved
 from ..events import Done, ReplyDelta, Status, TurnEvent
+from ..knowledge.chunk import Chunk
+from ..knowledge.index import KnowledgeIndex
 from ..locks import LocalThreadLocks
 from ..model import (
     CacheTier,
     Capture,
+    Citation,
     Detection,
     Draft,
     StepCall,
@@ -48,6 +51,9 @@ from ..settings import Settings
 from ..stats import StatsReport, build_report
 from ..taxonomy import is_situation
 from . import reconcile, steps
+
+# Where a company fact has no place in the reply.
+_NO_KNOWLEDGE = frozenset({"greeting", "not_interested"})
 
 TierPolicy = Callable[[str, str, Mapping[str, str]], Tier]
 Emit = Callable[[TurnEvent], None]
@@ -82,6 +88,7 @@ class Engine:
         calls: CallLog | None = None,
         llm_stats: LlmStatsSource | None = None,
         locks: ThreadLocks | None = None,
+        knowledge: KnowledgeIndex | None = None,
     ) -> None:
         self.llm = llm
         self.store = store
@@ -93,6 +100,7 @@ class Engine:
         self.llm_stats = llm_stats
         # Turns of a thread one at a time: in this process, or across instances (Postgres).
         self.locks: ThreadLocks = locks if locks is not None else LocalThreadLocks()
+        self.knowledge = knowledge
         # Speculative generation (settings.speculative): drafts started, kept and thrown away.
         self.speculation = {"started": 0, "kept": 0, "wasted": 0}
 
@@ -123,6 +131,9 @@ class Engine:
         text, notes = self._bounded(turn.text)
         async with self.locks.hold(turn.key):
             started = time.perf_counter()
+            if self.knowledge is not None:
+                # Before the cache: a changed file re-versions it, so no answer outlives it.
+                await self.knowledge.refresh(turn.key.team)
             context = await self.store.load(turn.key)
             suggestion = await self._cached(turn, text, context, started, notes)
             if suggestion is None:
@@ -150,27 +161,56 @@ class Engine:
         tier = self.tiering
         style = self.settings.prompt_style
         history = context.history
+        vendors = await self._vendors(context.key.team)
         step_ms: dict[str, float] = {}
         t0 = time.perf_counter()
         if self.settings.pipeline == "sequential":
             captured, cap_result = await steps.capture(
-                self.llm, text, before, history, tier("capture", text, before), style, deadline
+                self.llm,
+                text,
+                before,
+                history,
+                tier("capture", text, before),
+                style,
+                deadline,
+                vendors,
             )
             step_ms["capture"] = _ms(t0)
             merged = before | dict(captured.slots)
             t1 = time.perf_counter()
             detection, det_result = await steps.detect(
-                self.llm, text, merged, history, tier("detect", text, merged), style, deadline
+                self.llm,
+                text,
+                merged,
+                history,
+                tier("detect", text, merged),
+                style,
+                deadline,
+                vendors,
             )
             step_ms["detect"] = _ms(t1)
             return Analysis(captured, detection, merged, (), (cap_result, det_result), step_ms)
 
         (captured, cap_result), (detection, det_result) = await asyncio.gather(
             steps.capture(
-                self.llm, text, before, history, tier("capture", text, before), style, deadline
+                self.llm,
+                text,
+                before,
+                history,
+                tier("capture", text, before),
+                style,
+                deadline,
+                vendors,
             ),
             steps.detect(
-                self.llm, text, before, history, tier("detect", text, before), style, deadline
+                self.llm,
+                text,
+                before,
+                history,
+                tier("detect", text, before),
+                style,
+                deadline,
+                vendors,
             ),
         )
         step_ms["capture"] = cap_result.call.ms
@@ -188,7 +228,14 @@ class Engine:
             emit(Status("reconcile"))
             t1 = time.perf_counter()
             detection, again = await steps.detect(
-                self.llm, text, merged, history, tier("detect", text, merged), style, deadline
+                self.llm,
+                text,
+                merged,
+                history,
+                tier("detect", text, merged),
+                style,
+                deadline,
+                vendors,
             )
             step_ms["reconcile"] = _ms(t1)
             results += (again,)
@@ -239,12 +286,13 @@ class Engine:
         deadline = started + self.settings.turn_budget_s
         reply = _ReplyFeed(emit)
         if self.settings.speculative:
-            analysis, strategy, draft, gen_result, gen_ms = await self._speculate(
+            analysis, strategy, draft, gen_result, gen_ms, chunks = await self._speculate(
                 text, context, deadline, emit, reply
             )
         else:
             analysis = await self.analyse(text, context, deadline, emit)
             strategy = steps.select(self.playbook, analysis.detection, analysis.merged)
+            chunks = await self._retrieve(turn.key, text, analysis.merged, analysis.detection)
             emit(Status("generate", analysis.detection.situation))
             draft, gen_result, gen_ms = await self._generate(
                 text,
@@ -254,6 +302,7 @@ class Engine:
                 strategy,
                 deadline,
                 reply.write,
+                chunks,
             )
         reply.finish(draft.reply)
         step_ms = dict(analysis.step_ms) | {"generate": gen_ms}
@@ -273,7 +322,21 @@ class Engine:
             started=started,
             triggers=analysis.reconcile_triggers,
             notes=notes,
+            # What the draft says it used, else everything it was given.
+            sources=draft.sources or tuple(c.citation for c in chunks),
         )
+
+    async def _vendors(self, team: str) -> frozenset[str]:
+        """The competitors the team has battlecards for: vendors the rules must know."""
+        return await self.knowledge.competitors(team) if self.knowledge else frozenset()
+
+    async def _retrieve(
+        self, key: ThreadKey, text: str, slots: Mapping[str, str], detection: Detection
+    ) -> tuple[Chunk, ...]:
+        if self.knowledge is None or detection.situation in _NO_KNOWLEDGE:
+            return ()
+        found = await self.knowledge.retrieve(key.team, text, slots, detection.situation)
+        return tuple(r.chunk for r in found)
 
     async def _generate(
         self,
@@ -284,6 +347,7 @@ class Engine:
         strategy: Strategy,
         deadline: float,
         on_reply: Callable[[str], None],
+        knowledge: tuple[Chunk, ...] = (),
     ) -> tuple[Draft, StepResult, float]:
         t0 = time.perf_counter()
         draft, result = await steps.generate(
@@ -297,6 +361,7 @@ class Engine:
             self.settings.prompt_style,
             deadline,
             on_reply,
+            knowledge,
         )
         return draft, result, _ms(t0)
 
@@ -307,18 +372,22 @@ class Engine:
         deadline: float,
         emit: Emit,
         reply: _ReplyFeed,
-    ) -> tuple[Analysis, Strategy, Draft, StepResult, float]:
+    ) -> tuple[Analysis, Strategy, Draft, StepResult, float, tuple[Chunk, ...]]:
         """Generate on the offline tier's guess while capture and detect run; keep that draft
         when the LLM's analysis selects the same strategy, else cancel it and generate again.
         The draft's text is held back until its strategy is confirmed: a rep never reads a
-        reply that is then taken back."""
+        reply that is then taken back. Knowledge is retrieved once, on the guess, for both."""
         before = context.values()
-        slots = before | dict(rules_capture(text, before).slots)
-        guess = rules_detect(text, slots)
+        vendors = await self._vendors(context.key.team)
+        slots = before | dict(rules_capture(text, before, vendors).slots)
+        guess = rules_detect(text, slots, vendors)
         guessed = steps.select(self.playbook, guess, slots)
+        chunks = await self._retrieve(context.key, text, slots, guess)
         held = _Held(reply)
         spec = asyncio.ensure_future(
-            self._generate(text, slots, context.history, guess, guessed, deadline, held.write)
+            self._generate(
+                text, slots, context.history, guess, guessed, deadline, held.write, chunks
+            )
         )
         self.speculation["started"] += 1
         try:
@@ -332,7 +401,7 @@ class Engine:
             self.speculation["kept"] += 1
             held.release()
             draft, result, ms = await spec
-            return analysis, strategy, draft, result, ms
+            return analysis, strategy, draft, result, ms, chunks
         self.speculation["wasted"] += 1
         _abandon(spec)
         draft, result, ms = await self._generate(
@@ -343,8 +412,9 @@ class Engine:
             strategy,
             deadline,
             reply.write,
+            chunks,
         )
-        return analysis, strategy, draft, result, ms
+        return analysis, strategy, draft, result, ms, chunks
 
     async def _cached(
         self,
@@ -380,6 +450,7 @@ class Engine:
             started=started,
             triggers=(),
             notes=notes,
+            sources=old.sources,
         )
 
     def _suggestion(
@@ -397,6 +468,7 @@ class Engine:
         started: float,
         triggers: tuple[str, ...],
         notes: tuple[str, ...],
+        sources: tuple[Citation, ...] = (),
     ) -> Suggestion:
         return Suggestion(
             id=uuid.uuid4().hex,
@@ -418,6 +490,7 @@ class Engine:
             reconciled=bool(triggers),
             reconcile_triggers=triggers,
             notes=notes,
+            sources=sources,
         )
 
     def _bounded(self, raw: str) -> tuple[str, tuple[str, ...]]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from ..errors import InvalidOutput
+from ..knowledge.chunk import Chunk
 from ..model import Capture, Detection, Draft, PromptStyle, Strategy, Tier
 from ..playbook import Playbook
 from ..ports import Provider, StepRequest, StepResult
@@ -24,16 +25,26 @@ async def capture(
     tier: Tier,
     style: PromptStyle,
     deadline: float | None = None,
+    vendors: frozenset[str] = frozenset(),
 ) -> tuple[Capture, StepResult]:
     result = await llm.complete(
-        StepRequest("capture", text, context, history, tier=tier, style=style, deadline=deadline)
+        StepRequest(
+            "capture",
+            text,
+            context,
+            history,
+            tier=tier,
+            style=style,
+            deadline=deadline,
+            vendors=vendors,
+        )
     )
     value = _expect(result, Capture)
     slots = dict(value.slots)
     if not result.call.fallback:
         # What the rules found in this message stays unless the model says otherwise: a model
         # that misses a slot must not erase it (the rules cost microseconds).
-        slots = dict(rules_capture(text, context).slots) | slots
+        slots = dict(rules_capture(text, context, vendors).slots) | slots
     # Providers may repeat what the thread already knows; only changes count as news.
     delta = {
         name: v for name, v in slots.items() if context.get(name, "").casefold() != v.casefold()
@@ -49,9 +60,19 @@ async def detect(
     tier: Tier,
     style: PromptStyle,
     deadline: float | None = None,
+    vendors: frozenset[str] = frozenset(),
 ) -> tuple[Detection, StepResult]:
     result = await llm.complete(
-        StepRequest("detect", text, context, history, tier=tier, style=style, deadline=deadline)
+        StepRequest(
+            "detect",
+            text,
+            context,
+            history,
+            tier=tier,
+            style=style,
+            deadline=deadline,
+            vendors=vendors,
+        )
     )
     return _expect(result, Detection), result
 
@@ -71,6 +92,7 @@ async def generate(
     style: PromptStyle,
     deadline: float | None = None,
     on_reply: Callable[[str], None] | None = None,
+    knowledge: tuple[Chunk, ...] = (),
 ) -> tuple[Draft, StepResult]:
     request = StepRequest(
         "generate",
@@ -83,6 +105,7 @@ async def generate(
         strategy=strategy,
         deadline=deadline,
         on_reply=on_reply,
+        knowledge=knowledge,
     )
     result = await llm.complete(request)
     return _expect(result, Draft), result

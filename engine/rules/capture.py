@@ -188,13 +188,16 @@ class _Message:
         return self.scan.first(_NUMBERS[pattern])
 
 
-def capture(text: str, context: Mapping[str, str] | None = None) -> Capture:
-    reading = read(text)
+def capture(
+    text: str, context: Mapping[str, str] | None = None, vendors: frozenset[str] = frozenset()
+) -> Capture:
+    """`vendors`: names to take as vendors beyond vendors.txt (a team's battlecards)."""
+    reading = read(text, vendors)
     message = _Message(
         reading.cased,
         reading.text,
         reading,
-        detect(text, context).situation,
+        detect(text, context, vendors).situation,
         _SCANNER.scan(reading.text),
     )
     slots: dict[str, str] = {}

@@ -191,6 +191,20 @@ def _cue(entry: list[Any], add: Any) -> Cue:
 LEXICON = _load()
 
 
+def _extra_vendor(reading_text: str, names: frozenset[str]) -> tuple[int, str] | None:
+    found = [
+        (match.start(), name)
+        for name in names
+        if (match := _extra_pattern(name.lower()).search(reading_text))
+    ]
+    return min(found) if found else None
+
+
+@lru_cache(maxsize=256)
+def _extra_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\b(?<!\.){re.escape(name)}(?![\w]|\.\w)")
+
+
 def clause(text: str, start: int, end: int, limit: int = 80) -> str:
     """The clause of `text` holding text[start:end], cut at punctuation and `limit` chars."""
     left = max(text.rfind(sep, 0, start) for sep in (".", "?", "!", "\n", ";", ",", " - ", ":"))
@@ -234,7 +248,8 @@ def negated(text: str, start: int, hypothetical: bool = True) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def read(message: str) -> Reading:
+def read(message: str, vendors: frozenset[str] = frozenset()) -> Reading:
+    """`vendors`: extra vendor names to recognise (see find_vendor)."""
     parts = sentences(message)
     cased = "\n".join(s for s, _ in parts)
     text = cased.lower()
@@ -292,6 +307,10 @@ def read(message: str) -> Reading:
         features.add("money")
     mention = VENDORS.first(text, cased)
     vendor = (mention.at, mention.name) if mention else None
+    if vendors:
+        extra = _extra_vendor(text, vendors)
+        if extra is not None and (vendor is None or extra[0] < vendor[0]):
+            vendor = extra
     if vendor:
         features.add("vendor")
     for situation, combos in lex.combos.items():
@@ -301,9 +320,11 @@ def read(message: str) -> Reading:
     return Reading(text, cased, tuple(hits), frozenset(features), scores, feature_spans, vendor)
 
 
-def scores(text: str, context: Mapping[str, str] | None = None) -> dict[Situation, float]:
+def scores(
+    text: str, context: Mapping[str, str] | None = None, vendors: frozenset[str] = frozenset()
+) -> dict[Situation, float]:
     """Each situation's score for a message in a thread that knows `context`."""
-    reading = read(text)
+    reading = read(text, vendors)
     found = dict(reading.scores)
     if context:
         known = reading.features | {f"ctx:{name}" for name, value in context.items() if value}
@@ -314,17 +335,21 @@ def scores(text: str, context: Mapping[str, str] | None = None) -> dict[Situatio
     return {situation: score for situation, score in found.items() if score > 0}
 
 
-def rank(text: str, context: Mapping[str, str] | None = None) -> list[tuple[Situation, float]]:
+def rank(
+    text: str, context: Mapping[str, str] | None = None, vendors: frozenset[str] = frozenset()
+) -> list[tuple[Situation, float]]:
     """Situations with a positive score, best first, after the priority rules."""
-    found = scores(text, context)
+    found = scores(text, context, vendors)
     strongest_objection = max((found.get(s, 0.0) for s in OBJECTIONS), default=0.0)
     if "discovery" in found and strongest_objection >= OBJECTION_FLOOR:
         found["discovery"] *= DISCOVERY_YIELD
     return sorted(found.items(), key=lambda item: (-item[1], SITUATIONS.index(item[0])))
 
 
-def detect(text: str, context: Mapping[str, str] | None = None) -> Detection:
-    ranked = rank(text, context)
+def detect(
+    text: str, context: Mapping[str, str] | None = None, vendors: frozenset[str] = frozenset()
+) -> Detection:
+    ranked = rank(text, context, vendors)
     if not ranked:
         # No cue at all: a long statement is most often about the prospect's world; a
         # question or a short remark we cannot place.
