@@ -464,7 +464,11 @@ async def run_slack(settings: Settings) -> int:
             bot_token=settings.slack_bot_token,
             app_token=settings.slack_app_token,
             api_url=settings.slack_api_url,
-            config=BotConfig(admins=settings.admins, http_port=settings.http_port),
+            config=BotConfig(
+                admins=settings.admins,
+                http_port=settings.http_port,
+                lease_s=settings.inbox_lease_s,
+            ),
         )
         try:
             await bot.run(stop)

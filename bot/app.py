@@ -194,6 +194,7 @@ class SlackBot:
         resumed = await self.runner.recover()
         if resumed:
             log.info("resumed %d unfinished turn(s) from the inbox", resumed)
+        self.runner.start_sweeping()
         self._starting = "connecting Socket Mode (apps.connections.open)"
         self.handler = AsyncSocketModeHandler(self.app, str(self._app_token))
         # slack_sdk's connect() retries every failure forever, a refused app token included.

@@ -3,6 +3,8 @@
 `TurnRunner.accept` writes the message to the inbox (a duplicate is dropped there) and starts
 the turn as a task; listeners return at once, so Slack gets its ack. A turn:
 
+0. claims the row: a lease (owner, expiry) it renews while it runs, so of several instances
+   sharing the database exactly one runs it;
 1. counts an attempt (a message that keeps failing is given up after `max_attempts`; when
    Slack or the network fails for a while the turn is tried again after a backoff);
 2. shows it is working within a second: `assistant.threads.setStatus` ("reading the deal…"),
@@ -12,9 +14,13 @@ the turn as a task; listeners return at once, so Slack gets its ack. A turn:
    hit, or a suggestion an earlier attempt stored, is posted as the card at once;
 4. marks the inbox row done.
 
-At start-up `recover()` runs every pending row again; a row that already has a reply `ts`
-finishes that message rather than posting another. On shutdown in-flight turns get
-`drain_timeout` seconds, then are cancelled and stay pending for the next start.
+At start-up `recover()` runs every pending row again, and every half lease it takes over the
+rows whose holder died (lease run out). A row that already has a reply `ts` finishes that
+message rather than posting another; one tried before without a ts is first looked for in the
+thread (`conversations.replies`, by the inbox id in the reply's metadata), which closes the
+window between Slack accepting a post and its ts being stored. A busy or unreachable database
+leaves the row pending, to be tried again. On shutdown in-flight turns get `drain_timeout`
+seconds, then are cancelled, their leases released, and stay pending for the next start.
 """
 
 from __future__ import annotations
@@ -22,16 +28,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import AsyncGenerator, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from engine.errors import EmptyMessage
+from engine.errors import EmptyMessage, StoreUnavailable
 from engine.events import Done, ReplyDelta, Status, TurnEvent
 from engine.inbox import InboxItem
 from engine.model import Suggestion, ThreadKey, TurnInput
@@ -83,6 +92,9 @@ class BotConfig:
     stats_timeout: float = 2.0  # /agent-stats answers in the ack when ready by then
     http_host: str = "127.0.0.1"
     http_port: int | None = None
+    # A running turn holds its inbox row this long and renews it every third of it; a row
+    # whose holder died is taken over once its lease ran out (swept every half lease).
+    lease_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,7 @@ class TurnRunner:
         identity: Identity,
         metrics: Metrics,
         config: BotConfig,
+        owner: str | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -117,6 +130,10 @@ class TurnRunner:
         self._status_unavailable: set[str] = set()  # channel kinds (C, G, D) without status
         self._stream_unavailable = not config.stream
         self.budget = RateBudget(config.stream_limits)  # per workspace
+        # Who holds a row's lease: unique per process, so two instances never share one.
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._sweeper: asyncio.Task[None] | None = None
+        self._unstored_replies: dict[str, str] = {}  # reply ts the database did not take yet
 
     # Accepting -------------------------------------------------------------------------------
 
@@ -133,14 +150,38 @@ class TurnRunner:
         self._start(item, time.monotonic())
         return True
 
-    async def recover(self) -> int:
-        """Run the turns a previous process accepted but did not finish."""
+    async def recover(self, *, grace_s: float = 0.0) -> int:
+        """Run the pending turns nobody runs: left by a previous process, or by an instance
+        that died (its lease ran out). Rows received less than `grace_s` ago and never leased
+        may still be queued on the instance that accepted them, and are left to it."""
         items = await self.inbox.store.unfinished()
+        now = time.time()
+        started = 0
         for item in items:
-            if item.id not in self._running:
-                log.info("resuming unfinished turn %s (attempt %d)", item.id, item.attempts + 1)
-                self._start(item, time.monotonic())
-        return len(items)
+            if item.id in self._running:
+                continue
+            if item.lease_until is not None and item.lease_until > now:
+                continue  # a live worker holds it (the claim would refuse anyway)
+            if item.lease_owner is None and item.received_at > now - grace_s:
+                continue
+            log.info("resuming unfinished turn %s (attempt %d)", item.id, item.attempts + 1)
+            self._start(item, time.monotonic())
+            started += 1
+        return started
+
+    def start_sweeping(self) -> None:
+        """Take over, every half lease, the turns of instances that died."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        interval = max(0.2, self.config.lease_s / 2)
+        while not self._closing:
+            await asyncio.sleep(interval)
+            try:
+                await self.recover(grace_s=self.config.lease_s)
+            except StoreUnavailable as exc:
+                log.warning("inbox sweep skipped: %s", exc)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run background work (clicks, late slash-command answers) that shutdown waits for."""
@@ -153,6 +194,8 @@ class TurnRunner:
         """Stop taking turns; wait for in-flight ones, then cancel the rest (they stay pending
         in the inbox and run at the next start)."""
         self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         pending = [t for t in self._tasks if not t.done()]
         if not pending:
             return
@@ -177,18 +220,82 @@ class TurnRunner:
 
     async def _turn(self, item: InboxItem, accepted_at: float) -> None:
         async with self._limit:
-            self.metrics.inflight.inc()
             try:
-                current: InboxItem | None = item
+                claimed = await self.inbox.store.claim(item.id, self.owner, self.config.lease_s)
+            except StoreUnavailable as exc:
+                log.error("cannot claim %s, it stays in the inbox: %s", item.id, exc)
+                return
+            if claimed is None:
+                log.info("%s is another worker's (or finished): not running it", item.id)
+                return
+            self.metrics.inflight.inc()
+            turn = asyncio.current_task()
+            keeper = asyncio.create_task(self._keep_lease(item.id, turn))
+            try:
+                current: InboxItem | None = await self._adopt_reply(claimed)
                 for retry in range(self.config.max_attempts):
                     if current is None or not await self._attempt(current, accepted_at):
                         return
-                    # Slack or the network failed for a while: try again, finishing what the
-                    # last attempt got done (its suggestion, its reply ts).
+                    # Slack, the network or the database failed for a while: try again,
+                    # finishing what the last attempt got done (its suggestion, its reply ts).
                     await asyncio.sleep(self.config.retry_backoff * (2**retry))
-                    current = await self.inbox.store.get(item.id)
+                    current = await self._adopt_reply(await self.inbox.store.get(item.id))
+            except StoreUnavailable as exc:
+                log.error("database unavailable for %s, it stays in the inbox: %s", item.id, exc)
             finally:
+                keeper.cancel()
                 self.metrics.inflight.dec()
+                # Unfinished (shutdown, a database outage): free for another worker at once.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.inbox.store.release(item.id, self.owner))
+
+    async def _keep_lease(self, item_id: str, turn: asyncio.Task[Any] | None) -> None:
+        """Renew the row's lease while the turn runs; if another worker took it over (this
+        process stalled past the lease), stop the turn: only one may reply."""
+        while True:
+            await asyncio.sleep(self.config.lease_s / 3)
+            try:
+                kept = await self.inbox.store.renew(item_id, self.owner, self.config.lease_s)
+            except StoreUnavailable:
+                continue  # nobody else can claim it while the database is down either
+            if not kept:
+                log.warning("lost the lease on %s to another worker: stopping this turn", item_id)
+                if turn is not None:
+                    turn.cancel()
+                return
+
+    async def _adopt_reply(self, item: InboxItem | None) -> InboxItem | None:
+        """A turn tried before without a stored reply ts: its reply may be in Slack already
+        (posted, then the process died or the database failed before the ts was kept). Find
+        it by the inbox id in its metadata, so the turn finishes that message, never a second."""
+        if item is None or item.reply_ts or not item.attempts:
+            return item
+        known = self._unstored_replies.get(item.id)
+        if known is not None:  # this process posted it; the database was down then
+            await self.inbox.store.set_reply(item.id, known)
+            self._unstored_replies.pop(item.id, None)
+            return replace(item, reply_ts=known)
+        # A stream gets its metadata when it stops: one cut off mid-stream is not found here.
+        try:
+            found = await self.client.conversations_replies(
+                channel=item.channel,
+                ts=item.thread_ts,
+                oldest=item.ts,
+                include_all_metadata=True,
+                limit=200,
+            )
+        except SlackApiError as exc:
+            log.warning("cannot look for an earlier reply to %s: %s", item.id, slack_error(exc))
+            return item
+        for message in found.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == METADATA_EVENT and payload.get("inbox_id") == item.id:
+                ts = str(message["ts"])
+                log.info("%s already has a reply in Slack (%s): finishing that one", item.id, ts)
+                await self.inbox.store.set_reply(item.id, ts)
+                return replace(item, reply_ts=ts)
+        return item
 
     async def _attempt(self, item: InboxItem, accepted_at: float) -> bool:
         """One try at the turn; True when it should be tried again (a transient failure)."""
@@ -207,6 +314,7 @@ class TurnRunner:
             await self.inbox.store.finish(
                 item.id, "done", reply_ts=delivery.ts, suggestion_id=suggestion_id
             )
+            self._unstored_replies.pop(item.id, None)
             self.metrics.turns.labels(outcome).inc()
             self.metrics.turn_seconds.observe(time.monotonic() - accepted_at)
         except asyncio.CancelledError:
@@ -224,6 +332,12 @@ class TurnRunner:
             else:
                 log.error("Slack error on %s: %s", item.id, error)
                 await self._fail(item, delivery, f"slack:{error}")
+        except StoreUnavailable as exc:
+            # Nothing to mark while the database is down: the row stays pending, with what
+            # the attempt got into Slack found again by `_adopt_reply`.
+            self.metrics.turns.labels("store_unavailable").inc()
+            log.error("database unavailable during %s: %s", item.id, exc)
+            return attempts < self.config.max_attempts
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
             if attempts < self.config.max_attempts:
                 log.warning("cannot reach Slack for %s (%s): trying again", item.id, _kind(exc))
@@ -297,7 +411,10 @@ class TurnRunner:
 
     def _delivery(self, item: InboxItem) -> Delivery:
         async def started(ts: str) -> None:
+            # Known here even if the database refuses it: the next attempt resumes this reply.
+            self._unstored_replies[item.id] = ts
             await self.inbox.store.set_reply(item.id, ts)
+            self._unstored_replies.pop(item.id, None)
 
         def unavailable() -> None:
             self._stream_unavailable = True

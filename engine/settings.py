@@ -100,6 +100,8 @@ class Settings:
     slack_api_url: str | None = None
     admins: frozenset[str] = field(default_factory=frozenset)
     http_port: int | None = None
+    # A turn's hold on its inbox row; another instance takes the row over once it runs out.
+    inbox_lease_s: float = 30.0
 
     # The company's knowledge: a directory of Markdown files (battlecards, pricing, FAQ...).
     knowledge_dir: Path | None = None
@@ -142,6 +144,7 @@ class Settings:
                 a.strip() for a in r.text("SALES_AGENT_ADMINS", "").split(",") if a.strip()
             ),
             http_port=r.optional_int("SALES_AGENT_HTTP_PORT"),
+            inbox_lease_s=r.number("SALES_AGENT_INBOX_LEASE_S", 30.0, minimum=0.5),
             log_level=r.choice("SALES_AGENT_LOG_LEVEL", "INFO", LogLevel, upper=True),
             knowledge_dir=_directory("SALES_AGENT_KNOWLEDGE", r.optional("SALES_AGENT_KNOWLEDGE")),
         )

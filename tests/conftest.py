@@ -125,12 +125,13 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         cache: DictCache | None = None,
         fake: FakeSlack | None = None,
         db: Path | None = None,
+        wait_s: float = 30.0,
         **config: Any,
     ) -> Harness:
         if fake is None:
             fake = await FakeSlack.start()
             cleanups.append(fake.close)
-        store = await SqliteStore.open(db or tmp_path / "bot.db")
+        store = await SqliteStore.open(db or tmp_path / "bot.db", wait_s=wait_s)
         cleanups.append(store.close)
         engine = Engine(
             llm=llm or OfflineProvider(),

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.app import SlackBot
+from engine.llm.offline import OfflineProvider
 from engine.model import Suggestion, ThreadContext
 from engine.pipeline.orchestrator import Engine
-from engine.ports import CachedAnswer
+from engine.ports import CachedAnswer, StepRequest, StepResult
 from engine.stats import CacheCounts, CacheStats, Percentiles
 from storage import SqliteStore
 from storage.inbox_store import SqliteInboxStore
@@ -127,3 +128,18 @@ def block(message: Mapping[str, Any], block_id: str) -> dict[str, Any]:
 
 def calls_in(fake: FakeSlack, method: str, **args: str) -> list[ApiCall]:
     return [c for c in fake.calls_to(method) if all(c.args.get(k) == v for k, v in args.items())]
+
+
+class SlowProvider:
+    """The offline tier, but every step waits first: a turn that is still running."""
+
+    name = "slow"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.started = asyncio.Event()
+
+    async def complete(self, request: StepRequest) -> StepResult:
+        self.started.set()
+        await asyncio.sleep(self.delay)
+        return OfflineProvider().complete_now(request)

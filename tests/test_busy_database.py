@@ -9,12 +9,8 @@ turn: the card and the rest of the piped input were lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -27,36 +23,10 @@ from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.settings import Settings
 from storage import SqliteStore, open_store
-
-from .test_cli import run
+from tests.db_kit import write_lock_held
+from tests.test_cli import run
 
 KEY = ThreadKey("T1", "C1", "7.0")
-_HOLDER = """
-import sqlite3, sys, time
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-conn.execute("ROLLBACK")
-"""
-
-
-@contextlib.contextmanager
-def write_lock_held(path: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
-    """Another process holds the SQLite write lock (as a `sqlite3` shell or a backup would)."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(path), str(seconds)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        yield holder
-    finally:
-        holder.kill()
-        holder.wait()
-
-
 async def _prepare(path: Path) -> None:
     store = await SqliteStore.open(path)  # the file exists and is migrated before the lock
     await store.close()

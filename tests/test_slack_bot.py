@@ -38,6 +38,7 @@ from tests.slack_kit import (
     BOT_TOKEN,
     GONG,
     DictCache,
+    SlowProvider,
     Start,
     block,
     calls_in,
@@ -65,21 +66,6 @@ class ScriptedReply:
         return StepResult(
             Draft(self.reply, self.tip), StepCall("generate", self.name, "script-1", 1.0)
         )
-
-
-class SlowProvider:
-    """The offline tier, but every step waits first: a turn that is still running."""
-
-    name = "slow"
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.started = asyncio.Event()
-
-    async def complete(self, request: StepRequest) -> StepResult:
-        self.started.set()
-        await asyncio.sleep(self.delay)
-        return OfflineProvider().complete_now(request)
 
 
 def texts(message: Mapping[str, Any]) -> str:

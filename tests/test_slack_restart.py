@@ -64,6 +64,8 @@ async def _spawn(fake: FakeSlack, db: Path, log: Path, delay: float) -> asyncio.
         "SALES_AGENT_DB": str(db),
         "SALES_AGENT_LOG_LEVEL": "DEBUG",
         "SALES_AGENT_TEST_TURN_DELAY_S": str(delay),
+        # The killed process's lease must run out before the next one takes its turn over.
+        "SALES_AGENT_INBOX_LEASE_S": "2",
         "PYTHONUNBUFFERED": "1",
     }
     with log.open("ab") as out:
