@@ -109,7 +109,7 @@ async def test_feedback_answers_and_the_call_log(backend: Backend) -> None:
 
 # The SQLite schema after every migration, whitespace collapsed. A new migration changes it
 # (and SQLITE_VERSION) on purpose; any other change to it is a bug in a shipped migration.
-SQLITE_VERSION = 7
+SQLITE_VERSION = 8
 SQLITE_SCHEMA = (
     (
         'CREATE TABLE "cache_entries" ( "key" TEXT PRIMARY KEY, "fingerprint" TEXT, '
@@ -130,6 +130,11 @@ SQLITE_SCHEMA = (
         '"thread_ts" TEXT, "ts" TEXT, "user" TEXT, "text" TEXT, "payload" TEXT, "state" TEXT, '
         '"attempts" INTEGER, "received_at" REAL, "done_at" REAL, "reply_ts" TEXT, '
         '"suggestion_id" TEXT, "error" TEXT , "lease_owner" TEXT, "lease_until" REAL)'
+    ),
+    (
+        'CREATE TABLE "knowledge_chunks" ( "team" TEXT, "file" TEXT, "digest" TEXT, '
+        '"position" INTEGER, "heading" TEXT, "title" TEXT, "text" TEXT, "competitor" TEXT, '
+        '"situations" TEXT, "vector" BLOB, PRIMARY KEY ("team", "file", "position") )'
     ),
     (
         'CREATE TABLE "llm_calls" ( "id" INTEGER PRIMARY KEY, "at" REAL, "step" TEXT, '
@@ -183,7 +188,7 @@ async def test_sqlite_a_fresh_file_gets_the_exact_schema_and_reopening_changes_n
         assert schema == SQLITE_SCHEMA
 
 
-POSTGRES_VERSION = 2
+POSTGRES_VERSION = 3
 
 
 def _postgres_columns(url: str) -> dict[str, list[str]]:
