@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.card import CardView, card_view
 from engine.model import Suggestion
 from engine.stats import CacheReport, LlmReport, Percentiles, ReconcileReport, StatsReport
-from engine.taxonomy import SITUATION_TITLES, SLOT_TITLES
+from engine.taxonomy import SITUATION_TITLES
 
 from .text import CUT_MARK, escape_mrkdwn, no_fence, plain, truncate
 
@@ -63,34 +64,33 @@ class Message:
 
 
 def card(s: Suggestion, *, regenerated_by: str | None = None) -> Message:
-    title = SITUATION_TITLES.get(s.situation, s.situation)
-    headline = f"{title} · {s.confidence:.0%} confident"
-    if s.secondary:
-        headline += f" · also {SITUATION_TITLES.get(s.secondary, s.secondary)}"
+    v = card_view(s)
+    headline = f"{v.title} · {v.confidence:.0%} confident"
+    if v.also:
+        headline += f" · also {v.also}"
 
-    tip = truncate(escape_mrkdwn(s.coaching_tip), 500)
-    play = truncate(escape_mrkdwn(s.strategy.replace("_", " ")), 100)
+    tip = truncate(escape_mrkdwn(v.tip), 500)
+    play = truncate(escape_mrkdwn(v.play), 100)
     coaching = f"*Coaching tip:* {tip}\n*Play:* {play}"
 
-    slot_items = list(s.slots.items())
     fields = [
         truncate(
-            f"*{escape_mrkdwn(SLOT_TITLES.get(name, name))}*"
-            + (" 🆕" if name in s.slots_delta else "")
-            + f"\n{escape_mrkdwn(value)}",
+            f"*{escape_mrkdwn(slot.title)}*"
+            + (" 🆕" if slot.new else "")
+            + f"\n{escape_mrkdwn(slot.value)}",
             120,
         )
-        for name, value in slot_items[:FIELDS_PER_SECTION]
+        for slot in v.slots[:FIELDS_PER_SECTION]
     ]
     slots_title = "*Deal context*"
-    if len(slot_items) > FIELDS_PER_SECTION:
-        slots_title += f" (and {len(slot_items) - FIELDS_PER_SECTION} more)"
+    if len(v.slots) > FIELDS_PER_SECTION:
+        slots_title += f" (and {len(v.slots) - FIELDS_PER_SECTION} more)"
 
-    notes = [truncate(escape_mrkdwn(note), 160) for note in s.notes][:3]
-    if len(s.notes) > 3:
-        notes.append(f"…and {len(s.notes) - 3} more notes")
-    footer = _footer(s, regenerated_by)
-    sources = truncate("📚 " + " · ".join(escape_mrkdwn(str(c)) for c in s.sources), 300)
+    notes = [truncate(escape_mrkdwn(note), 160) for note in v.notes][:3]
+    if len(v.notes) > 3:
+        notes.append(f"…and {len(v.notes) - 3} more notes")
+    footer = _footer(v, regenerated_by)
+    sources = truncate("📚 " + " · ".join(escape_mrkdwn(c) for c in v.sources), 300)
 
     # Everything but the reply has a fixed ceiling (about 3,000 characters at worst); the
     # reply gets the rest of the message budget, and never less than 1,000.
@@ -98,7 +98,7 @@ def card(s: Suggestion, *, regenerated_by: str | None = None) -> Message:
     used += sum(map(len, notes))
     used += len(footer) + len(sources) + 250  # labels, button texts, the confirm dialog
     reply_room = max(min(SECTION_LIMIT - 40, MESSAGE_BUDGET - used), 1000)
-    reply = escape_mrkdwn(s.reply) or "_(no reply drafted)_"
+    reply = escape_mrkdwn(v.reply) or "_(no reply drafted)_"
     reply_text, cut = _fenced(reply, reply_room)
 
     blocks: list[Block] = [
@@ -111,7 +111,7 @@ def card(s: Suggestion, *, regenerated_by: str | None = None) -> Message:
         _section(coaching, block_id="tip"),
     ]
     if cut:
-        notes.insert(0, f"Message cut: the reply was {len(s.reply):,} characters {CUT_MARK}")
+        notes.insert(0, f"Message cut: the reply was {len(v.reply):,} characters {CUT_MARK}")
     if fields:
         blocks.append(
             {
@@ -125,14 +125,14 @@ def card(s: Suggestion, *, regenerated_by: str | None = None) -> Message:
         blocks.append(
             _section("*Deal context:* nothing captured yet in this thread.", block_id="slots0")
         )
-    if s.sources:
+    if v.sources:
         blocks.append(_context([sources], block_id="sources"))
     if notes:
         blocks.append(_context([f"⚠️ {n}" for n in notes], block_id="notes"))
     blocks.append(_context([footer], block_id="footer"))
     blocks.append(card_actions(s))
-    text = truncate(f"{title} ({s.confidence:.0%}): {escape_mrkdwn(s.reply)}", FALLBACK_TEXT_LIMIT)
-    return Message(text=text, blocks=fit(blocks))
+    text = f"{v.title} ({v.confidence:.0%}): {escape_mrkdwn(v.reply)}"
+    return Message(text=truncate(text, FALLBACK_TEXT_LIMIT), blocks=fit(blocks))
 
 
 def card_actions(s: Suggestion) -> Block:
@@ -162,16 +162,15 @@ def card_actions(s: Suggestion) -> Block:
     }
 
 
-def _footer(s: Suggestion, regenerated_by: str | None) -> str:
-    providers = sorted({f"{c.provider}/{c.model}" for c in s.calls}) or ["cache"]
+def _footer(v: CardView, regenerated_by: str | None) -> str:
     parts = [
-        f"⏱ {s.latency_ms:,.0f} ms",
-        f"cache: {s.cache}",
-        escape_mrkdwn(", ".join(providers)),
+        f"⏱ {v.latency_ms:,.0f} ms",
+        f"cache: {v.cache}",
+        escape_mrkdwn(", ".join(v.providers)),
     ]
-    if s.offline:
+    if v.offline:
         parts.append("offline fallback")
-    if s.reconciled:
+    if v.reconciled:
         parts.append("reconciled")
     if regenerated_by:
         parts.append(f"regenerated by <@{regenerated_by}>")

@@ -1,11 +1,14 @@
-"""One typed settings object, read from the environment once, in `app.py`, and passed down."""
+"""The engine's typed settings, read from the environment once, in `app.py`, and passed down.
+
+The Slack side reads its own (`bot/settings.py`) with the same `EnvReader`.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -94,15 +97,6 @@ class Settings:
     embedder: EmbedderChoice = "auto"
     semantic_threshold: float | None = None
 
-    # Slack
-    slack_bot_token: Secret | None = None
-    slack_app_token: Secret | None = None
-    slack_api_url: str | None = None
-    admins: frozenset[str] = field(default_factory=frozenset)
-    http_port: int | None = None
-    # A turn's hold on its inbox row; another instance takes the row over once it runs out.
-    inbox_lease_s: float = 30.0
-
     # The company's knowledge: a directory of Markdown files (battlecards, pricing, FAQ...).
     knowledge_dir: Path | None = None
 
@@ -112,13 +106,9 @@ class Settings:
         """The configured provider of one registry row, if any."""
         return next((p for p in self.providers if p.kind == kind), None)
 
-    @property
-    def slack_enabled(self) -> bool:
-        return bool(self.slack_bot_token and self.slack_app_token)
-
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        r = _Reader(env)
+        r = EnvReader(env)
         return cls(
             db_path=Path(r.text("SALES_AGENT_DB", "sales-agent.db")),
             database_url=_database_url(r.secret("DATABASE_URL")),
@@ -137,14 +127,6 @@ class Settings:
             cache_size=r.integer("SALES_AGENT_CACHE_SIZE", 1000, minimum=1),
             embedder=r.choice("SALES_AGENT_EMBEDDER", "auto", EmbedderChoice),
             semantic_threshold=_threshold(r.optional_float("SALES_AGENT_SEMANTIC_THRESHOLD")),
-            slack_bot_token=r.secret("SLACK_BOT_TOKEN"),
-            slack_app_token=r.secret("SLACK_APP_TOKEN"),
-            slack_api_url=r.optional("SLACK_API_URL"),
-            admins=frozenset(
-                a.strip() for a in r.text("SALES_AGENT_ADMINS", "").split(",") if a.strip()
-            ),
-            http_port=r.optional_int("SALES_AGENT_HTTP_PORT"),
-            inbox_lease_s=r.number("SALES_AGENT_INBOX_LEASE_S", 30.0, minimum=0.5),
             log_level=r.choice("SALES_AGENT_LOG_LEVEL", "INFO", LogLevel, upper=True),
             knowledge_dir=_directory("SALES_AGENT_KNOWLEDGE", r.optional("SALES_AGENT_KNOWLEDGE")),
         )
@@ -157,7 +139,9 @@ def _database_url(url: Secret | None) -> Secret | None:
     return url
 
 
-class _Reader:
+class EnvReader:
+    """Typed reads of environment variables; a bad value raises SettingsError naming it."""
+
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
@@ -239,7 +223,7 @@ def _threshold(value: float | None) -> float | None:
     return value
 
 
-def _native(r: _Reader) -> tuple[ProviderSettings, ...]:
+def _native(r: EnvReader) -> tuple[ProviderSettings, ...]:
     """Every native provider of the registry whose key variable is set."""
     found = []
     for row in PROVIDERS:

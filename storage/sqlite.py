@@ -56,7 +56,11 @@ class SqliteStore:
         cls, path: Path | str, *, history_window: int = 6, wait_s: float = 30.0
     ) -> SqliteStore:
         store = cls(path, history_window=history_window, wait_s=wait_s)
-        await store.run(store._connect)
+        try:
+            await store.run(store._connect)
+        except BaseException:
+            await store.close()  # the worker thread and a half-open connection
+            raise
         return store
 
     def cache_rows(self) -> SqliteCacheStore:

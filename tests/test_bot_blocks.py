@@ -182,3 +182,25 @@ def test_help_and_notices_fit() -> None:
     for message in (blocks.help_message(), blocks.help_message(files_only=True)):
         validate(message.blocks)
         assert message.text
+
+
+def test_the_console_and_slack_cards_show_the_same_facts() -> None:
+    from cli.render import card_text
+    from engine.card import card_view
+
+    s = suggestion(
+        secondary="competitor_mention",
+        reconciled=True,
+        notes=("Message cut to 4,000 characters",),
+        calls=(StepCall("generate", "offline", "rules-v1", 1.0, fallback=True),),
+    )
+    view = card_view(s)
+    slack, console = json.dumps(card(s).blocks, ensure_ascii=False), card_text(view)
+    facts = [
+        view.title, f"also {view.also}", view.play, view.reply, view.tip, *view.notes,
+        *(slot.title for slot in view.slots), *(slot.value for slot in view.slots),
+        "cache: miss", "offline/rules-v1", "offline fallback", "reconciled",
+    ]
+    assert view.also == "Competitor mention" and view.play == "value vs price"
+    assert [f for f in facts if f not in slack] == []
+    assert [f for f in facts if f not in console] == []

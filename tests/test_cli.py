@@ -64,7 +64,9 @@ def test_replay_jsonl_json_output(tmp_path: Path) -> None:
     out = run(tmp_path, "replay", str(f), "--json")
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [r["thread"].split("/")[-1] for r in rows] == ["a", "a", "b"]
+    # The file's order, each row with its line; thread a keeps its context across b's turn.
+    assert [r["thread"].split("/")[-1] for r in rows] == ["a", "b", "a"]
+    assert [r["line"] for r in rows] == [1, 2, 3]
     keys = {
         "situation",
         "confidence",
@@ -79,12 +81,12 @@ def test_replay_jsonl_json_output(tmp_path: Path) -> None:
         "step_ms",
     }
     assert keys <= rows[0].keys()
-    assert rows[1]["slots"] == {
+    assert rows[2]["slots"] == {
         "competitor": "Gong",
         "team_size": "25",
         "objection": "too expensive",
     }
-    assert rows[1]["providers"]["detect"] == "offline/rules-v1"
+    assert rows[2]["providers"]["detect"] == "offline/rules-v1"
 
 
 def test_replay_plain_lines_share_one_thread(tmp_path: Path) -> None:
@@ -101,14 +103,17 @@ def test_replay_plain_lines_share_one_thread(tmp_path: Path) -> None:
         (b'{"thread": "a", "text": "ok"}\n{"thread": "a", "txt": "oops"}\n', "turns.jsonl:2"),
         (b'{"thread": "a", "text": "ok"}\n{not json\n', "turns.jsonl:2"),
         (b"caf\xe9 is too expensive\n", "not UTF-8"),
+        # null would otherwise be coached as the word "None"
+        (b'{"thread": "a", "text": "ok"}\n{"text": null}\n', 'turns.jsonl:2: "text" must be'),
+        (b'{"thread": null, "text": "ok"}\n', 'turns.jsonl:1: "thread"'),
     ],
 )
 def test_replay_bad_files_are_clear_errors(tmp_path: Path, content: bytes, message: str) -> None:
     f = tmp_path / "turns.jsonl"
     f.write_bytes(content)
     out = run(tmp_path, "replay", str(f))
-    assert out.returncode == 2
-    assert message in out.stderr and "Traceback" not in out.stderr
+    assert message in one_line_error(out)
+    assert out.stdout == ""  # checked before anything is coached
 
 
 def test_missing_file_and_unknown_option(tmp_path: Path) -> None:
@@ -157,3 +162,79 @@ def test_the_product_cli_does_not_import_devtools(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert out.returncode == 0 and out.stderr.strip() == "[]", out.stderr
+
+
+# Failing well: one clear line, nothing computed lost ------------------------------------------
+
+
+def run_bytes(tmp_path: Path, *args: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ANTHROPIC_", "OPENAI_"))
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args],
+        input=stdin,
+        capture_output=True,
+        env=environ | {"SALES_AGENT_DB": str(tmp_path / "cli.db"), "LC_ALL": "C"},
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+
+def test_chat_skips_a_line_that_is_not_utf8_and_coaches_the_rest(tmp_path: Path) -> None:
+    out = run_bytes(
+        tmp_path, "chat", stdin=b"We use Gong\ncaf\xe9 is too expensive\nDoes it do SSO?\n"
+    )
+    stdout, stderr = out.stdout.decode(), out.stderr.decode()
+    assert out.returncode == 2
+    cards = stdout.split("── ")[1:]
+    assert len(cards) == 2 and "Feature question" in cards[1]
+    assert stderr.strip() == (
+        "sales-agent: warning: input line 2 is not UTF-8 text (bad byte at offset 3); skipped"
+    )
+
+
+def one_line_error(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    [line] = out.stderr.strip().splitlines()
+    return line
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_database_is_one_line_naming_it(tmp_path: Path, damage: str) -> None:
+    db = tmp_path / "cli.db"
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database\n" * 100)
+    else:
+        run(tmp_path, "replay", str(ROOT / "engine" / "data" / "golden.jsonl"))
+        run(tmp_path, "stats")  # leaves a checkpointed file, then cut it in half
+        data = db.read_bytes()
+        db.write_bytes(data[: len(data) // 2])
+        for extra in tmp_path.glob("cli.db-*"):
+            extra.unlink()
+    for command in ("stats", "chat"):
+        line = one_line_error(run(tmp_path, command, stdin="We use Gong\n"))
+        assert line.startswith(f"sales-agent: error: cannot use the database {db}"), line
+
+
+def test_a_database_in_a_read_only_place_is_one_line_naming_it(tmp_path: Path) -> None:
+    # /proc refuses new files even to root, as a read-only mount or directory would.
+    line = one_line_error(run(tmp_path, "stats", env={"SALES_AGENT_DB": "/proc/sales-agent.db"}))
+    assert line.startswith("sales-agent: error: cannot use the database /proc/sales-agent.db"), line
+
+
+def test_replay_text_output_is_in_file_order_with_labels(tmp_path: Path) -> None:
+    f = tmp_path / "turns.jsonl"
+    f.write_text(
+        '{"thread": "a", "text": "We use Gong, 25 reps"}\n'
+        '{"thread": "b", "text": "Does it do SSO?"}\n'
+        "\n"
+        '{"thread": "a", "text": "It is too expensive"}\n'
+    )
+    out = run(tmp_path, "replay", str(f))
+    assert out.returncode == 0, out.stderr
+    labels = [line for line in out.stdout.splitlines() if line.startswith("[")]
+    assert labels == ["[line 1 · thread a]", "[line 2 · thread b]", "[line 4 · thread a]"]
+    last = out.stdout.split("[line 4 · thread a]")[1]
+    assert "Competitor: Gong" in last and "Team size: 25" in last

@@ -2,21 +2,44 @@
 
 import pytest
 
+from bot.settings import BotSettings
 from engine.settings import Settings, SettingsError
 
 
 def test_defaults_need_nothing() -> None:
     s = Settings.from_env({})
-    assert s.router == "hedge" and s.cache and not s.slack_enabled
+    assert s.router == "hedge" and s.cache and not BotSettings.from_env({}).enabled
     assert s.provider("anthropic") is None and s.providers == ()
 
 
 def test_secrets_never_show_in_reprs() -> None:
-    s = Settings.from_env({"OPENAI_API_KEY": "sk-very-secret-value", "SLACK_BOT_TOKEN": "xoxb-1"})
-    assert "sk-very-secret-value" not in repr(s) and "xoxb-1" not in repr(s)
+    env = {"OPENAI_API_KEY": "sk-very-secret-value", "SLACK_BOT_TOKEN": "xoxb-1"}
+    s, bot = Settings.from_env(env), BotSettings.from_env(env)
+    assert "sk-very-secret-value" not in repr(s) and "xoxb-1" not in repr(bot)
     openai = s.provider("openai")
     assert openai is not None and openai.api_key == "sk-very-secret-value"
     assert (openai.name, openai.base_url, openai.fast_model) == ("openai", None, "gpt-4o-mini")
+    assert bot.bot_token == "xoxb-1" and not bot.enabled
+
+
+def test_slack_settings_are_the_bots_not_the_engines() -> None:
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_APP_TOKEN": "xapp-1",
+        "SALES_AGENT_ADMINS": " U1, U2 ,,",
+        "SALES_AGENT_HTTP_PORT": "8080",
+    }
+    bot = BotSettings.from_env(env)
+    assert bot.enabled and bot.admins == {"U1", "U2"} and bot.http_port == 8080
+    assert not any("slack" in name or name in {"admins", "http_port"} for name in vars_of(Settings))
+    with pytest.raises(SettingsError, match="SALES_AGENT_HTTP_PORT"):
+        BotSettings.from_env({"SALES_AGENT_HTTP_PORT": "eighty"})
+
+
+def vars_of(cls: type) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(cls)}
 
 
 @pytest.mark.parametrize(
