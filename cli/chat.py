@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import signal
 import sys
 import threading
 import uuid
@@ -132,7 +133,7 @@ class EngineThread:
     def __init__(self, open_engine: OpenEngine) -> None:
         self._open = open_engine
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="engine", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="engine", daemon=True)
         self._opened: AbstractAsyncContextManager[Engine] | None = None
         self._engine: Engine | None = None
         self._pending: concurrent.futures.Future[Any] | None = None
@@ -171,6 +172,14 @@ class EngineThread:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._loop.close()
+
+    def _serve(self) -> None:
+        # The kernel may hand Ctrl-C's SIGINT to any thread that does not block it; given to
+        # this one (or to a thread it starts: they inherit the mask), it would not wake the
+        # main thread's read. Blocked here, it always reaches the main thread.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        self._loop.run_forever()
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)

@@ -35,9 +35,9 @@ class Terminal:
             os.execve(sys.executable, [sys.executable, str(ROOT / "app.py"), "chat"], env)
         self.seen = b""
 
-    def read_until(self, marker: bytes, timeout: float = 30.0) -> bytes:
+    def read_until(self, marker: bytes, timeout: float = 30.0, count: int = 1) -> bytes:
         deadline = time.monotonic() + timeout
-        while marker not in self.seen:
+        while self.seen.count(marker) < count:
             left = deadline - time.monotonic()
             assert left > 0, f"no {marker!r} in {self.seen[-400:]!r}"
             ready, _, _ = select.select([self.fd], [], [], left)
@@ -85,9 +85,17 @@ def test_arrow_keys_edit_the_line_and_ctrl_c_quits_at_the_prompt(tmp_path: Path)
         # Typed "Does it do SO?", then two steps left and the missing S.
         term.type(b"Does it do SO?" + LEFT + LEFT + b"S\r")
         term.read_until(b"Feature question")
-        term.read_until(b"prospect> ", timeout=10)
-        term.type(b"\x03")  # Ctrl-C, and no Enter after it
-        status = term.exit_status(timeout=10)
+        term.read_until(b"prospect> ", timeout=10, count=2)  # the next prompt
+        # Ctrl-C, and no Enter after it. Not the instant the prompt shows: a signal between
+        # readline drawing the prompt and starting to wait for keys is seen only at the next
+        # key (CPython checks signals when the wait is interrupted), a window no typist hits.
+        # A second Ctrl-C covers a slow machine; the old console ignored any number of them.
+        time.sleep(0.3)
+        term.type(b"\x03")
+        status = term.exit_status(timeout=5)
+        if status is None:
+            term.type(b"\x03")
+            status = term.exit_status(timeout=10)
         assert status == 130, term.seen[-600:]
         assert b"Traceback" not in term.seen and b"^[[D" not in term.seen
     finally:
