@@ -49,6 +49,16 @@ class SlotValue:
     value: str
     message_id: str
     at: float
+    # What the slot held before a correction replaced it, and the message that said it: both
+    # messages stay the slot's provenance.
+    previous: str | None = None
+    previous_message_id: str | None = None
+
+
+def merge_slots(before: Mapping[str, str], delta: Mapping[str, str]) -> dict[str, str]:
+    """A thread's slots after a turn: the delta's values replace, an empty value clears."""
+    merged = dict(before) | dict(delta)
+    return {name: value for name, value in merged.items() if value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +69,12 @@ class ThreadContext:
     last_situation: str | None = None
     # The latest prospect messages, oldest first, bounded by the store.
     history: tuple[str, ...] = ()
+    # The replies already suggested in this thread, oldest first (same bound): a reply is not
+    # suggested twice.
+    replies: tuple[str, ...] = ()
 
     def values(self) -> dict[str, str]:
-        return {name: slot.value for name, slot in self.slots.items()}
+        return {name: slot.value for name, slot in self.slots.items() if slot.value}
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ class StepRequest:
     # Set for generate only.
     detection: Detection | None = None
     strategy: Strategy | None = None
+    # Generate only: the replies already suggested in the thread, which a reply must not repeat.
+    replies: tuple[str, ...] = ()
     # When the answer is due, on the time.perf_counter() clock: the turn's one budget, shared
     # by its steps. None: the provider's own per-call budget applies.
     deadline: float | None = None

@@ -153,6 +153,12 @@ def _v8_knowledge(db: Database) -> None:
     )
 
 
+def _v9_slot_provenance(db: Database) -> None:
+    # A correction replaces a slot's value; the value and message it replaced stay beside it.
+    db.table("slots").add_column("previous_value", str)
+    db.table("slots").add_column("previous_message_id", str)
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v1_threads,
     _v2_llm_calls,
@@ -162,6 +168,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v6_thread_reset,
     _v7_inbox_leases,
     _v8_knowledge,
+    _v9_slot_provenance,
 )
 
 

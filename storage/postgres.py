@@ -165,22 +165,36 @@ class PostgresStore:
             if thread is None:
                 return ThreadContext(key=key)
             cur = await conn.execute(
-                "SELECT name, value, message_id, set_at FROM slots WHERE thread_key = %s", [k]
+                "SELECT name, value, message_id, set_at, previous_value, previous_message_id "
+                "FROM slots WHERE thread_key = %s AND value <> ''",
+                [k],
             )
-            slots = {
-                name: SlotValue(value, message_id, at)
-                for name, value, message_id, at in await cur.fetchall()
-            }
+            slots = {row[0]: SlotValue(*row[1:]) for row in await cur.fetchall()}
             history: tuple[str, ...] = ()
+            replies: tuple[str, ...] = ()
             if self.history_window:
+                since = thread[2] or 0.0
                 cur = await conn.execute(
                     "SELECT text FROM messages WHERE thread_key = %s AND created_at > %s "
                     "ORDER BY created_at DESC LIMIT %s",
-                    [k, thread[2] or 0.0, self.history_window],
+                    [k, since, self.history_window],
                 )
                 history = tuple(row[0] for row in reversed(await cur.fetchall()))
+                cur = await conn.execute(
+                    "SELECT body FROM suggestions WHERE thread_key = %s AND created_at > %s "
+                    "ORDER BY created_at DESC LIMIT %s",
+                    [k, since, self.history_window],
+                )
+                replies = tuple(
+                    json.loads(row[0])["reply"] for row in reversed(await cur.fetchall())
+                )
             return ThreadContext(
-                key=key, slots=slots, turns=thread[0], last_situation=thread[1], history=history
+                key=key,
+                slots=slots,
+                turns=thread[0],
+                last_situation=thread[1],
+                history=history,
+                replies=replies,
             )
 
         return await self.read("load", load)
@@ -212,7 +226,12 @@ class PostgresStore:
                         await c.executemany(
                             "INSERT INTO slots(thread_key, name, value, message_id, set_at) "
                             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (thread_key, name) DO "
-                            "UPDATE SET value = excluded.value, "
+                            # A changed value keeps the one it replaces, and its message.
+                            "UPDATE SET previous_value = CASE WHEN slots.value IS DISTINCT "
+                            "FROM excluded.value THEN slots.value ELSE slots.previous_value END, "
+                            "previous_message_id = CASE WHEN slots.value IS DISTINCT FROM "
+                            "excluded.value THEN slots.message_id "
+                            "ELSE slots.previous_message_id END, value = excluded.value, "
                             "message_id = excluded.message_id, set_at = excluded.set_at",
                             [(k, name, value, turn.message_id, now) for name, value in delta],
                         )

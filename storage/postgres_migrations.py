@@ -4,7 +4,7 @@ has come. Append a version; never edit one that has shipped.
 v1 is the SQLite schema of migrations v1-v6 in Postgres types (epoch seconds stay
 `double precision`, the suggestion stays JSON text, so both backends store the same values),
 plus the index the semantic tier's scoped reads need. v2 is SQLite's v7 (inbox leases), v3
-its v8 (the knowledge index).
+its v8 (the knowledge index), v4 its v9 (slot provenance).
 
 Several instances may start at once: the migrating connection holds an advisory lock, so one
 applies each version, in its own transaction, and the others find it done.
@@ -57,6 +57,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "position integer NOT NULL, heading text, title text, text text, competitor text, "
         "situations text, vector bytea, PRIMARY KEY (team, file, position))",
     ),
+    # SQLite's v9: the value and message a correction replaced.
+    ("ALTER TABLE slots ADD COLUMN previous_value text, ADD COLUMN previous_message_id text",),
 )
 
 

@@ -260,21 +260,36 @@ class SqliteStore:
         if thread is None:
             return ThreadContext(key=key)
         slots = {
-            name: SlotValue(value, message_id, at)
-            for name, value, message_id, at in self.db.execute(
-                "SELECT name, value, message_id, set_at FROM slots WHERE thread_key = ?", [k]
+            row[0]: SlotValue(*row[1:])
+            for row in self.db.execute(
+                "SELECT name, value, message_id, set_at, previous_value, previous_message_id "
+                "FROM slots WHERE thread_key = ? AND value != ''",
+                [k],
             )
         }
         history: tuple[str, ...] = ()
+        replies: tuple[str, ...] = ()
         if self.history_window:
+            since = thread[2] or 0.0
             rows = self.db.execute(
                 "SELECT text FROM messages WHERE thread_key = ? AND created_at > ? "
                 "ORDER BY created_at DESC LIMIT ?",
-                [k, thread[2] or 0.0, self.history_window],
+                [k, since, self.history_window],
             ).fetchall()
             history = tuple(row[0] for row in reversed(rows))
+            bodies = self.db.execute(
+                "SELECT body FROM suggestions WHERE thread_key = ? AND created_at > ? "
+                "ORDER BY created_at DESC LIMIT ?",
+                [k, since, self.history_window],
+            ).fetchall()
+            replies = tuple(json.loads(row[0])["reply"] for row in reversed(bodies))
         return ThreadContext(
-            key=key, slots=slots, turns=thread[0], last_situation=thread[1], history=history
+            key=key,
+            slots=slots,
+            turns=thread[0],
+            last_situation=thread[1],
+            history=history,
+            replies=replies,
         )
 
     def _commit_turn(self, turn: TurnInput, suggestion: Suggestion) -> None:
@@ -318,6 +333,12 @@ class SqliteStore:
         self.db.conn.executemany(
             "INSERT INTO slots(thread_key, name, value, message_id, set_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(thread_key, name) DO UPDATE SET "
+            # A changed value keeps the one it replaces, and its message (the right-hand
+            # sides read the row as it was).
+            "previous_value = CASE WHEN slots.value IS NOT excluded.value "
+            "THEN slots.value ELSE slots.previous_value END, "
+            "previous_message_id = CASE WHEN slots.value IS NOT excluded.value "
+            "THEN slots.message_id ELSE slots.previous_message_id END, "
             "value = excluded.value, message_id = excluded.message_id, set_at = excluded.set_at",
             [
                 (k, name, value, turn.message_id, now)

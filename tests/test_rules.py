@@ -12,7 +12,7 @@ from engine.rules.detect import detect
         ("We already use Gong and it's too expensive", "competitor", "Gong"),
         ("our team of 45 reps lives in spreadsheets", "team_size", "45"),
         ("we're about a dozen AEs", "team_size", "12"),
-        ("budget is $40k for the year", "budget_signal", "$40k"),
+        ("budget is $40k for the year", "budget_signal", "$40k/year"),
         ("we need this live by Q3", "timeline", "by Q3"),
         ("I'll need to run this by our CFO", "decision_maker", "our CFO"),
         ("we track everything in spreadsheets", "current_solution", "spreadsheets"),
@@ -127,7 +127,7 @@ def test_detect_confidence_is_low_for_a_lone_weak_cue() -> None:
         (
             "our board has to approve any new annual commitment above 50k",
             "budget_signal",
-            "above 50k",
+            "approval needed above 50k",
         ),
         ("Procurement has to approve all new vendors.", "decision_maker", "Procurement"),
         ("Let's get the order form going.", "next_step", "get the order form"),

@@ -458,3 +458,49 @@ def test_without_postgres_binaries_the_fixture_says_what_to_install(
     monkeypatch.setattr(pgserver, "_SEARCH", ("/nonexistent/bin",))
     with pytest.raises(pgserver.ServerUnavailable, match="apt-get install -y postgresql"):
         pgserver.find_bin_dir()
+
+
+async def test_a_correction_replaces_a_slot_and_keeps_both_messages(backend: Backend) -> None:
+    store = await backend.open()
+    eng = engine_on(store)
+    await eng.handle(TurnInput(KEY, "We're a team of 45 reps.", message_id="m1"))
+    await eng.handle(TurnInput(KEY, "Our budget is around $30k.", message_id="m2"))
+    await eng.handle(
+        TurnInput(KEY, "Actually scratch that, it's 60 seats not 45.", message_id="m3")
+    )
+    await store.close()
+
+    reopened = await backend.open()
+    slot = (await reopened.load(KEY)).slots["team_size"]
+    assert (slot.value, slot.message_id) == ("60", "m3")
+    assert (slot.previous, slot.previous_message_id) == ("45", "m1")
+    # A slot nobody corrected has no earlier value.
+    assert (await reopened.load(KEY)).slots["budget_signal"].previous is None
+    await reopened.close()
+
+
+async def test_a_ruled_out_competitor_leaves_the_context_but_not_the_record(
+    backend: Backend,
+) -> None:
+    store = await backend.open()
+    eng = engine_on(store)
+    first = await eng.handle(TurnInput(KEY, "We're evaluating Gong right now.", message_id="m1"))
+    assert first.slots["competitor"] == "Gong"
+    second = await eng.handle(
+        TurnInput(KEY, "Quick update: we're not looking at Gong anymore.", message_id="m2")
+    )
+    assert "competitor" not in second.slots
+    context = await store.load(KEY)
+    assert "competitor" not in context.slots and "competitor" not in context.values()
+    await store.close()
+
+
+async def test_the_context_carries_the_threads_earlier_replies(backend: Backend) -> None:
+    store = await backend.open()
+    eng = engine_on(store)
+    made = [
+        await eng.handle(TurnInput(KEY, text, message_id=f"m{i}"))
+        for i, text in enumerate(["We have 40 reps.", "We use spreadsheets today."])
+    ]
+    assert (await store.load(KEY)).replies == tuple(s.reply for s in made)
+    await store.close()

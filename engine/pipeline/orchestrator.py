@@ -34,6 +34,7 @@ from ..model import (
     ThreadKey,
     Tier,
     TurnInput,
+    merge_slots,
 )
 from ..playbook import Playbook
 from ..ports import (
@@ -176,7 +177,7 @@ class Engine:
                 vendors,
             )
             step_ms["capture"] = _ms(t0)
-            merged = before | dict(captured.slots)
+            merged = merge_slots(before, captured.slots)
             t1 = time.perf_counter()
             detection, det_result = await steps.detect(
                 self.llm,
@@ -215,7 +216,7 @@ class Engine:
         )
         step_ms["capture"] = cap_result.call.ms
         step_ms["detect"] = det_result.call.ms
-        merged = before | dict(captured.slots)
+        merged = merge_slots(before, captured.slots)
         fired = reconcile.triggers(
             detection,
             captured,
@@ -297,7 +298,7 @@ class Engine:
             draft, gen_result, gen_ms = await self._generate(
                 text,
                 analysis.merged,
-                context.history,
+                context,
                 analysis.detection,
                 strategy,
                 deadline,
@@ -342,7 +343,7 @@ class Engine:
         self,
         text: str,
         slots: Mapping[str, str],
-        history: tuple[str, ...],
+        context: ThreadContext,
         detection: Detection,
         strategy: Strategy,
         deadline: float,
@@ -354,7 +355,7 @@ class Engine:
             self.llm,
             text,
             slots,
-            history,
+            context.history,
             detection,
             strategy,
             self.tiering("generate", text, slots),
@@ -362,6 +363,7 @@ class Engine:
             deadline,
             on_reply,
             knowledge,
+            replies=context.replies,
         )
         return draft, result, _ms(t0)
 
@@ -379,15 +381,13 @@ class Engine:
         reply that is then taken back. Knowledge is retrieved once, on the guess, for both."""
         before = context.values()
         vendors = await self._vendors(context.key.team)
-        slots = before | dict(rules_capture(text, before, vendors).slots)
+        slots = merge_slots(before, rules_capture(text, before, vendors).slots)
         guess = rules_detect(text, slots, vendors)
         guessed = steps.select(self.playbook, guess, slots)
         chunks = await self._retrieve(context.key, text, slots, guess)
         held = _Held(reply)
         spec = asyncio.ensure_future(
-            self._generate(
-                text, slots, context.history, guess, guessed, deadline, held.write, chunks
-            )
+            self._generate(text, slots, context, guess, guessed, deadline, held.write, chunks)
         )
         self.speculation["started"] += 1
         try:
@@ -407,7 +407,7 @@ class Engine:
         draft, result, ms = await self._generate(
             text,
             analysis.merged,
-            context.history,
+            context,
             analysis.detection,
             strategy,
             deadline,
@@ -436,7 +436,7 @@ class Engine:
         if not is_situation(situation) or not (secondary is None or is_situation(secondary)):
             return None
         # The cached answer was made in the same deal context, so its slot delta applies here too.
-        slots = context.values() | dict(old.slots_delta)
+        slots = merge_slots(context.values(), old.slots_delta)
         return self._suggestion(
             turn,
             Detection(situation, old.confidence, secondary),

@@ -93,6 +93,7 @@ async def generate(
     deadline: float | None = None,
     on_reply: Callable[[str], None] | None = None,
     knowledge: tuple[Chunk, ...] = (),
+    replies: tuple[str, ...] = (),
 ) -> tuple[Draft, StepResult]:
     request = StepRequest(
         "generate",
@@ -106,6 +107,7 @@ async def generate(
         deadline=deadline,
         on_reply=on_reply,
         knowledge=knowledge,
+        replies=replies,
     )
     result = await llm.complete(request)
     return _expect(result, Draft), result

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from ..model import Capture
 from ..taxonomy import OBJECTIONS, SITUATION_SPECS, Situation
-from . import lexicon
+from . import lexicon, values
 from .detect import LEXICON, Reading, detect, negated, read
 from .text import Scan, Scanner
 
 # A head count: in figures ("40", "1.5k") or in words (the lexicon's: "a dozen", "forty").
-_NUM = r"(\d[\d,]*(?:\.\d+)?\s?(?:k|m)?|" + lexicon.WORD_NUMBER_PATTERN + r")"
+_NUM = r"(\d[\d,]*(?:\.\d+)?(?:\s?[km]\b)?|" + lexicon.WORD_NUMBER_PATTERN + r")"
 _PEOPLE = (
     r"(?:(?:sales|support|customer success|cs|marketing|field|inside|outside|account|full[- ]time|"
     r"active|named|concurrent|frontline|front-line|pilot|new|\w+)\s)?"
@@ -32,6 +32,18 @@ _PEOPLE = (
 )
 _TEAM_SIZE = [
     # (pattern, strong): a strong pattern says outright that it is a head count.
+    # Where a thread narrows the count: "we'd start with 450 in the ED", "start with the main
+    # campus, which is 650".
+    (
+        re.compile(
+            r"\bstart(?:ing)? (?:with|at) (?:just |only |about |around )?(?:"
+            + _NUM
+            + r"\b|[^.?!\d]{0,40}?\b(?:which is|that's|that is|of) (?:about |around )?"
+            + _NUM
+            + r"\b)"
+        ),
+        True,
+    ),
     (
         re.compile(
             r"\b(?:team|staff|org|group|department|crew|force|company) of (?:about |around |roughly |~)?"
@@ -51,6 +63,13 @@ _TEAM_SIZE = [
         True,
     ),
     (re.compile(r"\bheadcount (?:is |of )?(?:about |around )?" + _NUM), True),
+    (
+        re.compile(
+            r"\b(?:staff|headcount|team|employees|workforce)(?: count| size)? (?:is |are |of |= )?"
+            r"(?:about |around |roughly |approximately |~)" + _NUM + r"\b"
+        ),
+        True,
+    ),
     (
         re.compile(
             r"\bteam (?:has |is |have )?(?:grown|grew|growing|scaled|scaling|doubled|going) (?:from \d+ )?to (?:about |around |~)?"
@@ -75,6 +94,78 @@ _MONEY = re.compile(
     r"(?:\s?(?:/|per|a|an)\s?(?:seat|user|licen[cs]e|month|mo|year|yr|annum|rep|head))*"
     r"|\b(?:above|over|under|below|up to|around|about|max|maximum|roughly|~)\s?\d[\d,]*(?:\.\d+)?\s?k\b"
     r"|\b\d[\d,]*(?:\.\d+)?\s?k\b(?=[^.?!]{0,30}\b(?:budget|year|annually|per|contract|deal|spend|quote)))",
+)
+# A count of people in any words ("600 guards", "140 hourly workers", "~75 field crew"): a
+# figure, up to two qualifiers, then a noun that names people (see `_people_noun`).
+_COUNTED = re.compile(r"(?<![$€£\d.,/:])(\d[\d,]*)\+?((?:\s[a-z][\w'-]*){1,3})")
+_PEOPLE_WORDS = frozenset(
+    [
+        "staff",
+        "crew",
+        "personnel",
+        "workforce",
+        "nurses",
+        "guards",
+        "medics",
+        "emts",
+        "techs",
+        "temps",
+        "aides",
+        "baristas",
+        "caregivers",
+        "cleaners",
+        "stylists",
+        "pharmacists",
+        "loaders",
+        "drivers",
+        "associates",
+        "employees",
+        "workers",
+        "hires",
+        "hands",
+        "docs",
+        "doctors",
+        "agents",
+        "reps",
+        "people",
+        "members",
+        "seats",
+        "users",
+        "folks",
+    ]
+)
+# Nouns ending like people ("-ers", "-ists") that name things.
+_NOT_PEOPLE = frozenset(
+    [
+        "customers",
+        "orders",
+        "centers",
+        "centres",
+        "servers",
+        "computers",
+        "printers",
+        "numbers",
+        "others",
+        "containers",
+        "trailers",
+        "lockers",
+        "stickers",
+        "quarters",
+        "hours",
+        "dollars",
+        "years",
+        "letters",
+        "papers",
+        "chapters",
+        "filters",
+        "matters",
+        "layers",
+        "markers",
+        "towers",
+        "corners",
+        "headers",
+        "timesheets",
+    ]
 )
 _BUDGET_PHRASES = re.compile(
     r"\b(?:(?:no|zero|limited|tight|small|fixed|frozen|allocated|approved|remaining) budget(?! (?:authority|holder|owner|cycle))"
@@ -130,7 +221,10 @@ _CURRENT = re.compile(
     r"|pen(?:,)? (?:and )?paper(?: and phone calls)?|paper forms?|on paper|paper-based|paper (?:records|files|logs|copies)|whiteboards?|sticky notes|post-?its|email threads?|(?:by|over|via|through) email|email (?:and|\+) [\w ]{2,30}|(?:email|slack) (?:threads|channels|messages)"
     r"|manual(?:ly)? (?:process|entry|tracking|reports?|spreadsheets?|notes|csv exports?|exports?)|csv exports?|legacy (?:system|tool|crm|software)|word docs?|notebooks?|slide (?:templates?|decks?)|voice memos?|fax(?:es)?|wiki(?: pages?)?"
     r"|(?:peer )?shadowing|ride-?alongs?(?: and role-?plays?)?|role-?plays?|(?:weekly )?(?:1:1|one-on-one)s?(?: call reviews)?|(?:a )?(?:weekly )?(?:standups?|pipeline meetings?|call reviews?|team meetings?)"
-    r"|call recording through (?:our|the) phone system|(?:our|the) phone system|(?:a |our )?shared sheet(?: and a weekly standup)?|(?:a )?spreadsheet process)\b",
+    r"|call recording through (?:our|the) phone system|(?:our|the) phone system|(?:a |our )?shared sheet(?: and a weekly standup)?|(?:a )?spreadsheet process"
+    r"|(?:group|mass) (?:texts?|chats?|text blasts?|messages?)|text(?:ing)? (?:messages|blasts?)|(?:by|via|over) text\b|whatsapp(?: groups?)?|(?:a |our )?(?:shared )?outlook(?: calendar)?|shared calendar"
+    r"|(?:an? )?access database|(?:an? )?(?:\d+-year-old |old )?desktop (?:program|app|software)|(?:standalone |old |paper )?time ?clocks?|(?:paper|printed) (?:timesheets?|schedules?|rotas?|visit logs)|printed (?:rota|schedule)|timesheets"
+    r"|(?:the )?scheduling (?:tab|feature|module) in our pos|(?:our|a) pos\b|(?:our )?payroll provider'?s? (?:app|tool|system)|(?:a |the )?state (?:evv )?portal|whiteboards?)\b",
 )
 _NEXT_STEP = re.compile(
     r"\b(?:(?:send|share|forward|draft|put together|prepare|resend|get|turn around) (?:me |us |over |across )*(?:a |an |the |your |those |our )?(?:rough |final |redlined |updated |signed |formal |short |one-page |quick )?(?:proposal|contract|quote|deck|order form|msa|sow|dpa|case stud(?:y|ies)|one-?pager|one-page summary|summary|pricing(?: and contract terms)?|info|details|security (?:docs|questionnaire|package)|soc ?2(?: report)?|references?|trial(?: link)?|paperwork|final version|both|calendar invite|invite|agreement|terms|recap|w-?9|po)\b(?: for signature)?"
@@ -156,6 +250,14 @@ _PAST_TENSE = re.compile(
     r"cut|slipped|missed|hit|closed|took|saw|came|ago|spent|built|rebuilt|launched|began|finished|"
     r"moved|switched|bought|hired|tried|used)\b",
 )
+# Words that make a date a deal's deadline.
+_DEADLINE = re.compile(
+    r"\b(?:decide|decision|live|in place|roll(?:ed)? out|rollout|launch|start|sign|target|"
+    r"deadline|ideally|need (?:it|this)|implement\w*|up and running)\b"
+)
+_PERIOD_OR_YEAR = re.compile(
+    r"(?:(?:this|in) (?:week|month|quarter|year)\b|(?:in |during )?20\d\d$)"
+)
 _DETERMINERS = re.compile(r"^(?:the|a|an|our|my|your|their)\s+")
 _SCANNED = (
     _MONEY,
@@ -180,6 +282,7 @@ class _Message:
     reading: Reading
     top: Situation  # the situation detect finds
     scan: Scan  # `low`, scanned for the patterns above
+    known: Mapping[str, str]  # what the thread knew before this message
 
     def matches(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
         return self.scan.matches(_NUMBERS[pattern])
@@ -199,15 +302,17 @@ def capture(
         reading,
         detect(text, context, vendors).situation,
         _SCANNER.scan(reading.text),
+        context or {},
     )
     slots: dict[str, str] = {}
     for name, extract in _EXTRACTORS:
         value = extract(message)
-        if value:
+        if value is not None:
             slots[name] = value
     known = {k: _key(v) for k, v in (context or {}).items()}
-    # A value the thread already holds is no news; keep only what this message changes.
-    delta = {k: v for k, v in slots.items() if known.get(k) != _key(v)}
+    # A value the thread already holds is no news; keep only what this message changes. An
+    # empty value clears a slot the thread holds (a competitor ruled out).
+    delta = {k: v for k, v in slots.items() if known.get(k, "") != _key(v) and (v or k in known)}
     confidence = 0.9 if delta else 0.6
     return Capture(slots=delta, confidence=confidence)
 
@@ -229,12 +334,67 @@ def _cased(message: _Message, match: re.Match[str]) -> str:
 
 
 def _pain(message: _Message) -> str | None:
+    # Said outright ("the real pain is overtime", "scheduling is a nightmare"), a pain counts
+    # in any message that is not pushing back; else it is the cue that made it discovery.
+    if message.top not in OBJECTIONS:
+        for pattern in _PAIN_SAID:
+            found = pattern.search(message.low)
+            if found:
+                phrase = _short(message.text[found.start(1) : found.end(1)])
+                if len(phrase) >= 4:
+                    return phrase
     if message.top != "discovery":
         return None
     hits = [h for h in message.reading.hits if h.pain and h.situation == "discovery"]
     if not hits:
         return None
     return _tidy(message.reading.span(min(hits, key=lambda h: h.start)))
+
+
+_CLAUSE = r"([^.?!\n;]{3,90})"
+# A pain named as one: the words that say what hurts, in the prospect's words.
+_PAIN_SAID = (
+    re.compile(
+        r"\b(?:biggest|main|real|big|major|top|#1|number one|only|other) (?:headache|issue|problem|"
+        r"pain(?: point)?|challenge|frustration|complaint|struggle)s? (?:is|are|=|:|for us is)\s*"
+        + _CLAUSE
+    ),
+    re.compile(
+        r"\b(?:pain|problem|issue|headache|challenge)(?: point)?s?\s?(?:=|:|is|are)\s*" + _CLAUSE
+    ),
+    re.compile(
+        r"(?:^|[,:]\s*)"
+        + r"([^.?!\n;,:]{3,60}?) (?:is|are) (?:a|an|the|our) (?:big |real |biggest |main |total |"
+        r"absolute )?(?:pain|nightmare|headache|mess|problem|issue|struggle)\b"
+    ),
+    re.compile(
+        r"\b(?:hate|hates|struggle with|struggling with|frustrated (?:by|with)|sick of|"
+        r"tired of|fed up with) (?:that |how |the fact that )?" + _CLAUSE
+    ),
+    re.compile(r"(?:^|\n)\s*need:\s*" + _CLAUSE),
+    re.compile(
+        r"\b((?:\w+ ){0,3}(?:spend|spends|waste|wastes|lose|loses) ~?\d+ ?(?:hrs|hours|days)[^.?!\n;]{0,40})"
+    ),
+    re.compile(r"\b((?:nobody|no one) (?:really )?(?:knows|noticed|can see)[^.?!\n;]{0,50})"),
+    re.compile(r"\b((?:\w+ ){0,2}(?:have|has) no (?:idea|visib\w*)|\bno visib\w*[^.?!\n;]{0,50})"),
+    re.compile(r"\b((?:\w+ ){0,3}(?:keep|keeps) getting (?:rejected|lost|missed)[^.?!\n;]{0,30})"),
+    re.compile(
+        r"\b((?:half the time |often |always )?(?:they|we|people|staff|reps|managers|drivers) "
+        r"(?:often |always |keep |sometimes )?(?:miss|forget|forgot)\b[^.?!\n;]{0,40})"
+    ),
+)
+
+
+def _short(phrase: str, words: int = 10) -> str:
+    """A pain as a short phrase: the first `words` words of its clause, without fillers."""
+    phrase = re.sub(
+        r"^(?:honestly|really|just|so|that|basically|the fact that),?\s+",
+        "",
+        _tidy(phrase),
+        flags=re.I,
+    )
+    cut = phrase.split()
+    return " ".join(cut[:words]).rstrip(" ,;:-")
 
 
 def _objection(message: _Message) -> str | None:
@@ -255,46 +415,229 @@ def _objection(message: _Message) -> str | None:
 
 
 def _team_size(message: _Message) -> str | None:
+    found, strong = _head_count(message)
+    if found is None:
+        return None
+    # A count said in passing ("5 people aren't coming") does not replace the team size the
+    # thread holds; one said as a head count, or as a correction, does.
+    if "team_size" in message.known and not strong and not _CORRECTION.search(message.low):
+        return None
+    return found
+
+
+# Words that say a message corrects what was said before.
+_CORRECTION = re.compile(
+    r"\b(?:actually|correction|scratch that|sorry|i mean|to be precise|not \d[\d,]*\b|"
+    r"update|now (?:at|is|we)|instead|changed|revised|turns out)"
+)
+
+
+def _head_count(message: _Message) -> tuple[str | None, bool]:
+    """The team's size in this message, and whether it is said outright as a head count."""
     text = message.low
     weak: str | None = None
+    # Two counts that add up to the team outrank one of them said alone.
+    counted, parts = _counted(text)
+    if parts > 1:
+        return counted, True
     for pattern, strong in _TEAM_SIZE:
         for match in message.matches(pattern):
-            raw = match.group(1).strip()
-            if raw[0].isalpha():
-                in_words = lexicon.word_value(raw)
-                if in_words is None:
-                    continue
-                value = in_words
-            else:
-                number = raw.replace(",", "").replace(" ", "")
-                scale = 1000 if number.endswith("k") else 1_000_000 if number.endswith("m") else 1
-                try:
-                    value = float(number.rstrip("km")) * scale
-                except ValueError:
-                    continue
+            raw = next(g for g in match.groups() if g).strip()
+            value = _count(raw)
+            if value is None:
+                continue
             preceding = text[max(0, match.start() - 2) : match.start()]
             if value < 1 or "$" in preceding or "€" in preceding or "£" in preceding:
+                continue
+            # "You're a 40-person startup" sizes the vendor, not their team.
+            if re.search(r"\b(?:you're|you are|your) (?:a |an )?(?:\w+ )?$", text[: match.start()]):
                 continue
             # "two people can edit it" counts a few people, not the team.
             if not strong and value < 3:
                 continue
             if strong:
-                return str(int(value))
+                return str(int(value)), True
             weak = weak or str(int(value))
-    return weak
+    if weak:
+        return weak, False
+    return counted, False
+
+
+def _count(raw: str) -> float | None:
+    if raw[0].isalpha():
+        return lexicon.word_value(raw)
+    number = raw.replace(",", "").replace(" ", "")
+    scale = 1000 if number.endswith("k") else 1_000_000 if number.endswith("m") else 1
+    try:
+        return float(number.rstrip("km")) * scale
+    except ValueError:
+        return None
+
+
+def _counted(text: str) -> tuple[str | None, int]:
+    """A count of people in any words ("600 guards", "140 hourly workers"), and of how many
+    counts it is the sum: "95 drivers and about 20 warehouse loaders" is one team of 115."""
+    total = parts = 0
+    last_end = -1
+    for match in _COUNTED.finditer(text):
+        words = match.group(2).split()
+        # The first noun that counts something: people, or a thing ("22 stores").
+        noun = next((w for w in words if _people_noun(w) or w.endswith("s")), "")
+        if not _people_noun(noun):
+            continue
+        value = int(match.group(1).replace(",", "") or 0)
+        if value < 3:
+            continue
+        between = text[last_end : match.start()] if last_end >= 0 else ""
+        joined = re.fullmatch(r"\s*(?:,|and|plus|\+)\s*(?:about |around |roughly |~)?", between)
+        if parts and not joined:
+            break
+        total += value
+        parts += 1
+        last_end = (
+            match.start() + len(match.group(1)) + len(match.group(2).split(noun)[0]) + len(noun)
+        )
+    return (str(total) if total else None), parts
+
+
+def _people_noun(word: str) -> bool:
+    if word in _NOT_PEOPLE:
+        return False
+    return word in _PEOPLE_WORDS or word.endswith(("ers", "ors", "ists", "ians", "ees", "ants"))
 
 
 def _budget(message: _Message) -> str | None:
-    found = message.first(_MONEY) or message.first(_BUDGET_PHRASES)
-    return _cased(message, found) if found else None
+    """What they can spend, as a short phrase ("around $35k"). An approval threshold ("anything
+    over $25k needs the CFO") is who decides, not the budget; a price quoted ("your quote came
+    in at $16k") does not replace a budget the thread holds."""
+    held = "budget_signal" in message.known
+    threshold: str | None = None
+    for found in message.matches(_MONEY):
+        sentence = _sentence(message.low, found.start())
+        if _threshold(message.low, found):
+            threshold = threshold or _cased(message, found)
+            continue
+        if held and _QUOTED.search(sentence) and not _BUDGET_WORD.search(sentence):
+            continue
+        return _budget_phrase(message, found)
+    phrase = message.first(_BUDGET_PHRASES)
+    if (
+        phrase
+        and not _negated_at(message, phrase)
+        and not _OWNS_BUDGET.search(message.low, max(0, phrase.start() - 12))
+    ):
+        return _cased(message, phrase)
+    # With no budget known, where approval starts is what they have said about spend.
+    if threshold and not held:
+        return f"approval needed {threshold}"
+    return None
+
+
+_BUDGET_WORD = re.compile(r"\b(?:budget\w*|spend|afford|allocated|set aside|earmarked|tops)\b")
+_QUOTED = re.compile(
+    r"\b(?:quote[sd]?|came in at|pric(?:e|ed|ing)|you charge|list price|a head|per head|"
+    r"we pay|they charge|costs?)\b"
+)
+_THRESHOLD_BEFORE = re.compile(
+    r"(?:over|above|more than|exceeding|under|below|less than|up to|beyond)\s?$"
+)
+_APPROVAL_WORDS = re.compile(
+    r"\b(?:approv\w*|sign[- ]?off|sign(?:s)? off|signs?|needs?|has to|have to|goes to|go to|"
+    r"board|committee|on his own|on her own)\b"
+)
+_OWNS_BUDGET = re.compile(r"\b(?:owns?|controls?|holds?|manages?) the budget")
+
+
+def _threshold(text: str, found: re.Match[str]) -> bool:
+    """Whether an amount is where an approval begins: "anything over 25k needs sign-off"."""
+    before = text[max(0, found.start() - 14) : found.start()]
+    sentence = _sentence(text, found.start())
+    bound = _THRESHOLD_BEFORE.search(before) or _THRESHOLD_BEFORE.search(
+        text[found.start() : found.start() + 12].split(" ")[0] + " "
+    )
+    return bool(bound and _APPROVAL_WORDS.search(sentence))
+
+
+def _budget_phrase(message: _Message, found: re.Match[str]) -> str:
+    """The amount, normalised ("$35k", "$1.2k/month"), with how firm it is ("around", "up to")."""
+    raw = _cased(message, found)
+    amount = values.amount(raw)
+    if amount is None:
+        return raw
+    if amount.per is None:
+        after = message.low[found.end() : found.end() + 30]
+        period = re.match(
+            r"\s?(?:a|per|/|for (?:this|the|next) (?:fiscal )?)\s?(year|month|yr|mo)\b", after
+        )
+        if period:
+            amount = values.Amount(
+                amount.value,
+                amount.currency,
+                "year" if period.group(1) in ("year", "yr") else "month",
+            )
+    around = message.low[max(0, found.start() - 16) : found.end() + 8]
+    if re.search(r"\b(?:tops|max(?:imum)?|at most|up to|no more than|ceiling)\b", around):
+        return f"up to {amount}"
+    if re.search(
+        r"(?:~|\b(?:about|around|roughly|approximately|maybe|like|some)\b|-?ish\b)", around
+    ):
+        return f"around {amount}"
+    return str(amount)
 
 
 def _competitor(message: _Message) -> str | None:
-    return message.reading.vendor[1] if message.reading.vendor else None
+    """The vendor they evaluate or use. One they rule out ("we're not looking at Orbitra
+    anymore", "Crewlytic is out") is not: it clears the slot when the thread held it."""
+    named = _named(message)
+    standing = [m for m in named if not _ruled_out(message.low, m)]
+    if standing:
+        return standing[0].name
+    held = message.known.get("competitor", "").casefold()
+    if held and any(m.name.casefold() == held for m in named):
+        return ""
+    return None
+
+
+def _named(message: _Message) -> list[lexicon.Mention]:
+    """Every vendor the message names: listed, unlisted in a vendor's place, or one the team
+    has a battlecard for (the reading's vendor, when it is none of the others)."""
+    named = lexicon.named_vendors(message.low, message.text)
+    vendor = message.reading.vendor
+    if vendor and all(m.at != vendor[0] for m in named):
+        alias = message.low[vendor[0] : vendor[0] + len(vendor[1])]
+        named = sorted([*named, lexicon.Mention(vendor[0], alias, vendor[1])], key=lambda m: m.at)
+    return named
+
+
+# A vendor taken out of the running, said of it by name or as "it"/"they" in its sentence.
+_RULED_OUT = re.compile(
+    r"(?:\b(?:not|no longer|n't|never)(?: \w+){0,2} (?:looking at|going with|go with|considering|"
+    r"evaluating|pursuing|moving forward with|signing with|using|doing that again)\b"
+    r"|\b(?:is|it's|they're|are|was) (?:out|off the list|ruled out|out of the running|eliminated)\b"
+    r"|\b(?:ruled out|dropped|crossed off|eliminated)\b|\boff the list\b"
+    r"|\bfailed our \w+|\bso it'?s out\b)"
+)
+
+
+def _ruled_out(text: str, mention: lexicon.Mention) -> bool:
+    """Whether the sentence naming `mention` rules it out (or any sentence of the message
+    does, by name: "We're not doing that again, Crewlytic is out.")."""
+    start = text.rfind("\n", 0, mention.at) + 1
+    end = text.find("\n", mention.at)
+    sentence = text[start : end if end != -1 else len(text)]
+    if _RULED_OUT.search(sentence):
+        # "Crewlytic is still in the mix" after another's "not looking at" stays in.
+        rest = sentence[mention.at - start :]
+        return not re.match(re.escape(mention.alias) + r"(?:'s)? (?:is )?still\b", rest)
+    alias = re.escape(mention.alias)
+    return bool(re.search(alias + r" (?:is|was|are) (?:out|off the list|ruled out)\b", text))
 
 
 def _timeline(message: _Message) -> str | None:
-    if message.top == "other":  # an out-of-office return date is not a deal timeline
+    # A message we cannot place gives a timeline only as a deadline ("by June", "ideally in
+    # place by June"); an out-of-office return date or "I left in June" is not one.
+    unplaced = message.top == "other"
+    if unplaced and any(h.situation == "other" for h in message.reading.hits):
         return None
     text = message.low
     for match in message.matches(_TIMELINE):
@@ -313,11 +656,25 @@ def _timeline(message: _Message) -> str | None:
             continue
         if low.endswith("end of day") and not re.search(r"\b(?:by|before)\s$", before):
             continue
-        if re.match(r"(?:(?:this|in) (?:week|month|quarter|year)\b|(?:in |during )?20\d\d$)", low):
-            clause = text[max(0, text.rfind(",", 0, match.start()) + 1) : match.start()]
-            clause = clause[clause.rfind(".") + 1 :]
-            if _PAST_TENSE.search(clause):
-                continue
+        if low in {"24/7", "24/5"}:  # around the clock, not a date
+            continue
+        # "the 6th follow-up" counts, it does not date.
+        if re.match(r"\s(?:follow|email|time|message|call|attempt|reminder)", after):
+            continue
+        if unplaced and not (
+            low.startswith(("by ", "before ")) or _DEADLINE.search(_sentence(text, match.start()))
+        ):
+            continue
+        # Told of the past ("the app went down on July 4th", "back in 2024"), not a plan.
+        clause = text[max(0, text.rfind(",", 0, match.start()) + 1) : match.start()]
+        clause = clause[clause.rfind("\n") + 1 :]
+        # A period of this year, or a year, in a clause about the past; any date right after
+        # a verb in the past ("went down on July 4th").
+        if _PERIOD_OR_YEAR.match(low) and _PAST_TENSE.search(clause):
+            continue
+        near = " ".join(clause.split()[-4:])
+        if _PAST_TENSE.search(near) or near.endswith("back in"):
+            continue
         return value
     return None
 
@@ -339,11 +696,36 @@ def _decision_maker(message: _Message) -> str | None:
 
 
 def _current_solution(message: _Message) -> str | None:
-    # How they work today matters when they describe it, defend it or compare against it.
-    if message.top not in _DESCRIBING:
-        return None
-    match = message.first(_CURRENT)
-    return _cased(message, match) if match else None
+    # How they work today matters when they describe it, defend it or compare against it, or
+    # say outright that it is what they use now.
+    text = message.low
+    found: list[str] = []
+    for mention in _named(message):
+        if _IN_USE.search(_sentence(text, mention.at)) and not _ruled_out(text, mention):
+            found.append(mention.name)
+            break
+    for match in message.matches(_CURRENT):
+        said = message.top in _DESCRIBING or _IN_USE.search(_sentence(text, match.start()))
+        if said and not _negated_at(message, match):
+            found.append(_cased(message, match))
+            break
+    return " and ".join(found) if found else None
+
+
+# A sentence saying what they use today.
+_IN_USE = re.compile(
+    r"\b(?:today|currently|right now|at the moment|we use|we're using|we are using|we're on|"
+    r"we are on|we run|is done (?:in|on|by|with|through)|are done (?:in|on|by|with|through)|"
+    r"lives? (?:in|on)|handled by|we do (?:it|this|everything)|current(?: tool| system|ly)?:?|"
+    r"(?:tool|system|process) is|we've had it|came bundled|it's (?:a|all)|schedules (?:live|are)|"
+    r"we (?:still )?(?:rely|depend) on|using|use)\b"
+)
+
+
+def _sentence(text: str, at: int) -> str:
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    return text[start : end if end != -1 else len(text)]
 
 
 def _next_step(message: _Message) -> str | None:

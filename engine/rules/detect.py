@@ -24,7 +24,6 @@ from typing import Any
 from ..model import Detection
 from ..taxonomy import OBJECTIONS, SITUATIONS, Situation, is_situation
 from . import lexicon
-from .lexicon import VENDORS
 from .text import Scanner, sentences
 
 HERE = Path(__file__).parent
@@ -305,7 +304,7 @@ def read(message: str, vendors: frozenset[str] = frozenset()) -> Reading:
         features.add("question")
     if lexicon.MONEY.search(text) or _THOUSANDS.search(text):
         features.add("money")
-    mention = VENDORS.first(text, cased)
+    mention = next(iter(lexicon.named_vendors(text, cased)), None)
     vendor = (mention.at, mention.name) if mention else None
     if vendors:
         extra = _extra_vendor(text, vendors)

@@ -105,6 +105,53 @@ def _alternation(aliases: list[str]) -> re.Pattern[str]:
 
 VENDORS: Final = Vendors.load()
 
+# A vendor vendors.txt does not list is still a vendor where the sentence says so: "we're on
+# Tandemly", "demos from Orbitra and Crewlytic", "comparing you with Crewlytic", "Crewlytic's
+# forecasting". The name is a capitalised word (or two) in one of these frames, and not a word
+# that is capitalised for another reason (a pronoun, a month, a spreadsheet everybody has).
+_NAME = r"([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)*(?:\.(?:ai|io|com))?)"
+_BEFORE_NAME = re.compile(
+    r"(?i:\b(?:we(?:'re| are| were)(?: currently| still)? (?:on|using|with)"
+    r"|(?:we|they|i) (?:currently |still |also )?"
+    r"(?:use|used|run|tried|trialed|trialled|piloted|chose|picked)"
+    r"|(?:using|on) an? (?:older |old )?"
+    r"|(?:tool|system|vendor|platform|provider|software|solution) is|demos? from|quotes? from|"
+    r"a quote from|proposals? from|pilot with|trial with|(?:looking|look|looked) at|evaluating"
+    r"|considering|"
+    r"compar(?:e|ed|ing)(?: you| us)? (?:with|to|against)|versus|vs\.?|switch(?:ing)? from|"
+    r"sign(?:ed)? with|deal with|going with|go with|moving to|replace|replacing|"
+    r"(?:we|they) pay)\s)" + _NAME + r"(?:(?:,| and| or|, and) " + _NAME + r")?"
+)
+_AFTER_NAME = re.compile(
+    r"\b" + _NAME + r"(?:'s (?:\w+ )?(?:app|demo|pricing|forecasting|module|contract|quote|"
+    r"product|platform|tool|ad|team)| (?:is|was) (?:out|still in the mix|off the list)|"
+    r" (?:module|mobile app|app|ad|demo|pilot|trial|quote|contract|beta|customers?)|"
+    r"(?:'s)? (?:forecasting|scheduling) (?:beta|module|tool))\b"
+)
+
+
+def unlisted_vendors(cased: str) -> Iterator[Mention]:
+    """Vendors vendors.txt does not list, named where a sentence says they are one."""
+    seen: set[int] = set()
+    for pattern in (_BEFORE_NAME, _AFTER_NAME):
+        for found in pattern.finditer(cased):
+            for group in range(1, (pattern.groups or 1) + 1):
+                name, at = found.group(group), found.start(group)
+                if not name or name in NOT_VENDOR_NAMES or at in seen:
+                    continue
+                if name.lower() in VENDORS.names or name.isupper():
+                    continue
+                seen.add(at)
+                yield Mention(at, name.lower(), name)
+
+
+def named_vendors(text: str, cased: str) -> list[Mention]:
+    """Every vendor named, listed or not, leftmost first."""
+    listed = list(VENDORS.mentions(text, cased))
+    taken = {m.at for m in listed}
+    more = [m for m in unlisted_vendors(cased) if m.at not in taken]
+    return sorted(listed + more, key=lambda m: m.at)
+
 
 # Word tables -----------------------------------------------------------------------------------
 
@@ -219,6 +266,9 @@ ROLES: Final[tuple[tuple[str, str], ...]] = tuple(
     (str(pattern).replace("{functions}", ROLE_FUNCTIONS), str(name))
     for pattern, name in _table(_RAW, "roles")["patterns"]
 )
+
+# Capitalised words that are not a vendor's name where a vendor could stand ("we use Excel").
+NOT_VENDOR_NAMES: Final = frozenset(_words(_RAW, "vendors.not_names"))
 
 # Wording.
 STOPWORDS: Final = frozenset(_words(_RAW, "wording.stopwords"))

@@ -78,7 +78,9 @@ class Amount:
 
     def __str__(self) -> str:
         symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(self.currency, "")
-        if self.value >= 1000 and self.value % 100 == 0:
+        if self.value >= 1_000_000 and self.value % 10_000 == 0:
+            figure = f"{self.value / 1_000_000:g}M"
+        elif self.value >= 1000 and self.value % 100 == 0:
             figure = f"{self.value / 1000:g}k"
         else:
             figure = f"{self.value:,.2f}".removesuffix(".00")
