@@ -85,11 +85,13 @@ async def test_the_engine_reports_an_unsaved_turn_with_its_card(tmp_path: Path) 
         llm=OfflineProvider(), store=store, settings=Settings(), playbook=default_playbook()
     )
     with write_lock_held(db, 30.0), pytest.raises(TurnNotSaved) as caught:
-        await engine.handle(TurnInput(KEY, "We use Gong", message_id="m1"))
+        await engine.handle(TurnInput(KEY, "We are evaluating Gong", message_id="m1"))
     assert caught.value.suggestion.slots_delta == {"competitor": "Gong"}
     assert "gave up on _commit_turn" in str(caught.value)
     # Retried once the database is back, the same card is kept exactly once.
-    await store.commit_turn(TurnInput(KEY, "We use Gong", message_id="m1"), caught.value.suggestion)
+    await store.commit_turn(
+        TurnInput(KEY, "We are evaluating Gong", message_id="m1"), caught.value.suggestion
+    )
     assert (await store.load(KEY)).values() == {"competitor": "Gong"}
     await store.close()
 
@@ -124,7 +126,7 @@ async def test_postgres_sessions_killed_under_the_store_are_replaced(pg_url: str
     engine = Engine(
         llm=OfflineProvider(), store=store, settings=Settings(), playbook=default_playbook()
     )
-    await engine.handle(TurnInput(KEY, "We use Gong", message_id="m1"))
+    await engine.handle(TurnInput(KEY, "We are evaluating Gong", message_id="m1"))
     assert (await store.load(KEY)).values() == {"competitor": "Gong"}
     await store.close()
 
@@ -134,7 +136,7 @@ async def test_a_postgres_table_lock_makes_a_commit_wait_then_fail_visibly(pg_ur
     engine = Engine(
         llm=OfflineProvider(), store=store, settings=Settings(), playbook=default_playbook()
     )
-    turn = TurnInput(KEY, "We use Gong", message_id="m1")
+    turn = TurnInput(KEY, "We are evaluating Gong", message_id="m1")
     holder = await psycopg.AsyncConnection.connect(pg_url)
     await holder.execute("LOCK TABLE threads IN EXCLUSIVE MODE")  # writes wait; reads go on
     started = time.monotonic()

@@ -83,6 +83,7 @@ def test_replay_jsonl_json_output(tmp_path: Path) -> None:
     assert keys <= rows[0].keys()
     assert rows[2]["slots"] == {
         "competitor": "Gong",
+        "current_solution": "Gong",
         "team_size": "25",
         "objection": "too expensive",
     }
@@ -94,7 +95,11 @@ def test_replay_plain_lines_share_one_thread(tmp_path: Path) -> None:
     f.write_text("We use HubSpot\nwe're 12 people\n")
     out = run(tmp_path, "replay", str(f), "--json")
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert rows[1]["slots"] == {"competitor": "HubSpot", "team_size": "12"}
+    assert rows[1]["slots"] == {
+        "competitor": "HubSpot",
+        "current_solution": "HubSpot",
+        "team_size": "12",
+    }
 
 
 @pytest.mark.parametrize(

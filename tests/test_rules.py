@@ -14,7 +14,7 @@ from engine.rules.detect import detect
         ("we're about a dozen AEs", "team_size", "12"),
         ("budget is $40k for the year", "budget_signal", "$40k/year"),
         ("we need this live by Q3", "timeline", "by Q3"),
-        ("I'll need to run this by our CFO", "decision_maker", "our CFO"),
+        ("I'll need to run this by our CFO", "decision_maker", "CFO"),
         ("we track everything in spreadsheets", "current_solution", "spreadsheets"),
     ],
 )

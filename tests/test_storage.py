@@ -60,7 +60,12 @@ async def test_restart_keeps_the_context(backend: Backend) -> None:
 
     reopened = await backend.open()
     context = await reopened.load(KEY)
-    assert context.values() == {"competitor": "Gong", "team_size": "40", "budget_signal": "$30k"}
+    assert context.values() == {
+        "competitor": "Gong",
+        "current_solution": "Gong",  # they use it: it is how they work today
+        "team_size": "40",
+        "budget_signal": "$30k",
+    }
     assert context.slots["competitor"].message_id == "m1"
     assert context.turns == 1 and context.history == ("We use Gong, 40 reps, budget is $30k",)
     await reopened.reset(KEY)
@@ -109,7 +114,7 @@ async def test_feedback_answers_and_the_call_log(backend: Backend) -> None:
 
 # The SQLite schema after every migration, whitespace collapsed. A new migration changes it
 # (and SQLITE_VERSION) on purpose; any other change to it is a bug in a shipped migration.
-SQLITE_VERSION = 8
+SQLITE_VERSION = 9
 SQLITE_SCHEMA = (
     (
         'CREATE TABLE "cache_entries" ( "key" TEXT PRIMARY KEY, "fingerprint" TEXT, '
@@ -148,7 +153,8 @@ SQLITE_SCHEMA = (
     ),
     (
         'CREATE TABLE "slots" ( "thread_key" TEXT, "name" TEXT, "value" TEXT, "message_id" TEXT, '
-        '"set_at" REAL, PRIMARY KEY ("thread_key", "name") )'
+        '"set_at" REAL, "previous_value" TEXT, "previous_message_id" TEXT, '
+        'PRIMARY KEY ("thread_key", "name") )'
     ),
     (
         'CREATE TABLE "suggestions" ( "id" TEXT PRIMARY KEY, "thread_key" TEXT, "message_id" TEXT, '
@@ -188,7 +194,7 @@ async def test_sqlite_a_fresh_file_gets_the_exact_schema_and_reopening_changes_n
         assert schema == SQLITE_SCHEMA
 
 
-POSTGRES_VERSION = 3
+POSTGRES_VERSION = 4
 
 
 def _postgres_columns(url: str) -> dict[str, list[str]]:

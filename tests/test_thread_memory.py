@@ -29,7 +29,7 @@ async def test_an_approval_threshold_does_not_overwrite_the_budget(
         "Anything over 25k needs CFO sign-off, so she'll be involved.",
     )
     assert slots["budget_signal"] == "around $30k"
-    assert slots["decision_maker"] == "CFO"
+    assert slots["decision_maker"] == "CFO (approval over $25k)"
     # The budget is still the first message's; the threshold's message named the decider.
     stored = (await store.load(KEY)).slots
     assert stored["budget_signal"].message_id != stored["decision_maker"].message_id

@@ -188,6 +188,7 @@ _TIMELINE = re.compile(
     r"|(?:winter|spring|summer|holiday|christmas|thanksgiving) break"
     r"|end of (?:the )?(?:week|month|quarter|year|fiscal year|fy|day)|eo[ymqw]|eofy|year[- ]end|fiscal (?:year[- ]end|close)"
     r"|(?:in|after|until|till|by) the new year"
+    r"|(?:after|before|post|until|by) (?:memorial day|labou?r day|independence day|thanksgiving|christmas|black friday|peak season|the season opens?)"
     r"|(?:after|before|post|until) (?:the )?(?:holidays|new year|summer|break|long weekend|weekend|re-?org|reorganization|merger|acquisition|migration|launch|audit|renewal|busy season|budget cycle|board meeting|funding round|conference|offsite)"
     r"|(?:in|within|for|over) (?:a |the next |about |around |roughly |another )?~?(?:few|couple(?: of)?|two|three|four|six|\d+) (?:days|weeks|months|quarters)"
     r"|~\d+ (?:days|weeks|months)"
@@ -201,12 +202,12 @@ _TIMELINE = re.compile(
     r"|tomorrow|asap|right away|immediately|\d{1,2}/\d{1,2}(?:/\d{2,4})?|20\d{2})\b",
 )
 _SENIOR = re.compile(
-    r"\b(?:(?:our|my|the|their) )?(?:(?:new |interim |acting )?(?:ceo|cfo|cto|cio|coo|cro|cmo|cpo|ciso|cso|chief \w+(?: \w+)? officer|general counsel|president)"
+    r"\b(?:(?:our|my|the|their) )?(?:(?:new |interim |acting )?(?:ceo|cfo|cto|cio|coo|cro|cmo|cpo|ciso|cso|c[a-z]o|chief \w+(?: \w+)? officer|general counsel|president)"
     r"|(?:svp|evp|vp|vice president|head|director|managing director|gm|general manager)(?: of)? (?:\w+ ){0,2}?(?:"
     + lexicon.ROLE_FUNCTIONS
     + r")"
     r"|(?:svp|evp|vp|vice president|director|head honcho)"
-    r"|(?:co-?)?founders?|(?:managing |senior )?partners|owners?|(?:school |the |our )board(?: of directors)?(?! meeting| deck| call| prep| pack)|(?:buying|steering|investment|purchasing|review) committee"
+    r"|(?:co-?)?founders?|(?:managing |senior )?partners|owners?|ownership|(?:school |the |our )board(?: of directors)?(?! meeting| deck| call| prep| pack)|(?:buying|steering|investment|purchasing|review) committee"
     r"|(?:(?:it|exec|executive|leadership|architecture|security|tech) )?steering (?:group|committee|board)|(?:architecture|security|change advisory) (?:board|council))\b",
 )
 _GROUP = re.compile(
@@ -227,7 +228,7 @@ _CURRENT = re.compile(
     r"|(?:the )?scheduling (?:tab|feature|module) in our pos|(?:our|a) pos\b|(?:our )?payroll provider'?s? (?:app|tool|system)|(?:a |the )?state (?:evv )?portal|whiteboards?)\b",
 )
 _NEXT_STEP = re.compile(
-    r"\b(?:(?:send|share|forward|draft|put together|prepare|resend|get|turn around) (?:me |us |over |across )*(?:a |an |the |your |those |our )?(?:rough |final |redlined |updated |signed |formal |short |one-page |quick )?(?:proposal|contract|quote|deck|order form|msa|sow|dpa|case stud(?:y|ies)|one-?pager|one-page summary|summary|pricing(?: and contract terms)?|info|details|security (?:docs|questionnaire|package)|soc ?2(?: report)?|references?|trial(?: link)?|paperwork|final version|both|calendar invite|invite|agreement|terms|recap|w-?9|po)\b(?: for signature)?"
+    r"\b(?:(?:send|share|forward|draft|put together|prepare|resend|get|turn around) (?:me |us |over |across )*(?:a |an |the |your |those |our )?(?:rough |final |redlined |updated |signed |formal |short |one-page |quick )?(?:proposal|contract|quote|deck|order form|msa|sow|dpa|case stud(?:y|ies)|one-?pager|one-page summary|summary|pricing(?: and contract terms)?|info|details|security (?:docs|questionnaire|package)|soc ?2(?: report)?|references?|trial(?: link)?|paperwork|(?:signed |order )?form|final version|both|calendar invite|invite|agreement|terms|recap|w-?9|po)\b(?: for signature)?"
     r"|one-?pager|(?:calendar|meeting) invite"
     r"|get started(?: with (?:the |a )?[^.?!;,]{2,30})?|ready to sign|how do we (?:sign|buy|get started|proceed|move forward)"
     r"|get (?:our |the |us |them |everyone )?[\w ]{0,20}?(?:onboarded|set up|live|provisioned)"
@@ -348,7 +349,7 @@ def _pain(message: _Message) -> str | None:
     hits = [h for h in message.reading.hits if h.pain and h.situation == "discovery"]
     if not hits:
         return None
-    return _tidy(message.reading.span(min(hits, key=lambda h: h.start)))
+    return _short(message.reading.span(min(hits, key=lambda h: h.start)), 12)
 
 
 _CLAUSE = r"([^.?!\n;]{3,90})"
@@ -368,8 +369,8 @@ _PAIN_SAID = (
         r"absolute )?(?:pain|nightmare|headache|mess|problem|issue|struggle)\b"
     ),
     re.compile(
-        r"\b(?:hate|hates|struggle with|struggling with|frustrated (?:by|with)|sick of|"
-        r"tired of|fed up with) (?:that |how |the fact that )?" + _CLAUSE
+        r"\b(?:(?:hate|hates) (?:that|how|the fact that|it when|having to)|struggle with|"
+        r"struggling with|frustrated (?:by|with)|sick of|tired of|fed up with) " + _CLAUSE
     ),
     re.compile(r"(?:^|\n)\s*need:\s*" + _CLAUSE),
     re.compile(
@@ -393,6 +394,10 @@ def _short(phrase: str, words: int = 10) -> str:
         _tidy(phrase),
         flags=re.I,
     )
+    # A clause joined on ("..., so the wrong tech gets the call") ends the phrase.
+    head = re.split(r",\s(?:so|and|but|which|because)\b", phrase, maxsplit=1)[0]
+    if len(head.split()) >= 3:
+        phrase = head
     cut = phrase.split()
     return " ".join(cut[:words]).rstrip(" ,;:-")
 
@@ -515,7 +520,13 @@ def _budget(message: _Message) -> str | None:
     for found in message.matches(_MONEY):
         sentence = _sentence(message.low, found.start())
         if _threshold(message.low, found):
-            threshold = threshold or _cased(message, found)
+            bound = re.search(
+                r"(over|above|more than|under|below|up to|beyond)\s?$",
+                message.low[max(0, found.start() - 14) : found.start()],
+            )
+            threshold = threshold or (f"{bound.group(1)} " if bound else "") + _cased(
+                message, found
+            )
             continue
         if held and _QUOTED.search(sentence) and not _BUDGET_WORD.search(sentence):
             continue
@@ -680,11 +691,33 @@ def _timeline(message: _Message) -> str | None:
 
 
 def _decision_maker(message: _Message) -> str | None:
+    found = _decider(message)
+    if not found:
+        return None
+    # The role, not whose it is: "my VP of Sales" is "VP of Sales" ("the board" keeps "the").
+    role = re.sub(r"^(?:my|our|their) ", "", found, flags=re.I)
+    # Where their approval starts is part of who decides: "CFO (approval over $25k)".
+    for money in message.matches(_MONEY):
+        if _threshold(message.low, money):
+            amount = values.amount(_cased(message, money))
+            return f"{role} (approval over {amount})" if amount else role
+    return role
+
+
+_CHIEFS = frozenset({"ceo", "cfo", "cto", "cio", "coo", "cro", "cmo", "cpo", "cso"})
+
+
+def _decider(message: _Message) -> str | None:
     text = message.low
     for match in message.matches(_SENIOR):
         if "your" in text[max(0, match.start() - 6) : match.start()]:
             continue
-        return _cased(message, match)
+        found = _cased(message, match)
+        # A chief's three letters ("CNO") only as an acronym, not a word like "coo".
+        title = found.split()[-1]
+        if len(title) == 3 and title[0] in "cC" and not title.isupper() and title not in _CHIEFS:
+            continue
+        return found
     committing = message.top in _DECIDER_IMPLIED
     for match in message.matches(_GROUP):
         start = max(text.rfind(c, 0, match.start()) for c in ".?!\n") + 1

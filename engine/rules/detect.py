@@ -44,6 +44,7 @@ _TOKEN = re.compile(r"[\w']+|[^\w\s']")
 # The `money` feature: an amount (the lexicon's money pattern), or thousands ("40k").
 _THOUSANDS = re.compile(r"\b\d[\d,]*(?:\.\d+)?\s?k\b")
 _BUILT_IN = frozenset({"question", "vendor", "money"})
+_COUNT = re.compile(r"\b\d[\d,]*\+? (?:[a-z][\w-]* ){0,2}[a-z]+s\b")
 _CLAUSE_ENDS = (".", "?", "!", "\n", ";", ",", " - ", ":")
 _PHRASE_TAIL = 4  # words a phrase may take from the rest of its clause
 
@@ -354,7 +355,10 @@ def detect(
         # question or a short remark we cannot place.
         if any(asks for _, asks in sentences(text)):
             return Detection("other", 0.35, None)
-        if len(text.split()) >= 12:
+        # A fact about their world (a head count, an amount, a vendor) is discovery too.
+        reading = read(text, vendors)
+        states = reading.features & {"money", "vendor"} or _COUNT.search(reading.text)
+        if len(text.split()) >= 12 or states:
             return Detection("discovery", 0.4, None)
         return Detection("other", 0.3, None)
     (top, top_score), runner = ranked[0], ranked[1] if len(ranked) > 1 else (None, 0.0)
