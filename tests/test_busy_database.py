@@ -23,8 +23,8 @@ from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.settings import Settings
 from storage import SqliteStore, open_store
+from tests.cli_kit import run
 from tests.db_kit import write_lock_held
-from tests.test_cli import run
 
 KEY = ThreadKey("T1", "C1", "7.0")
 async def _prepare(path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from engine.data import THREADS
 from engine.rules import values
 from engine.thread_eval import agrees, load_threads
-from tests.test_cli import run
+from tests.cli_kit import run
 
 
 def test_the_packaged_thread_set_loads_with_its_tuning_and_held_out_parts() -> None:
