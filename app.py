@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -33,7 +34,8 @@ from engine.errors import StoreUnavailable
 from engine.knowledge import KnowledgeIndex
 from engine.llm.factory import LLMStack, build_llm
 from engine.pipeline.orchestrator import Engine
-from engine.playbook import default_playbook
+from engine.playbook import Playbook, default_playbook
+from engine.playbook_file import PlaybookError, load_playbook
 from engine.ports import Embedder
 from engine.settings import Settings, SettingsError
 from storage import Store, open_store
@@ -86,7 +88,7 @@ async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Ru
             llm=llm.provider,
             store=store,
             settings=settings,
-            playbook=default_playbook(),
+            playbook=playbook_for(settings),
             cache=cache,
             tiering=llm.tiering,
             calls=store,
@@ -102,6 +104,16 @@ async def runtime(settings: Settings, *, warm: bool = False) -> AsyncIterator[Ru
         if cache is not None:
             await cache.aclose()
         await store.close()
+
+
+def playbook_for(settings: Settings) -> Playbook:
+    """The built-in plays, changed by SALES_AGENT_PLAYBOOK when it is set (checked at start)."""
+    return _playbook(settings.playbook_path)
+
+
+@functools.cache
+def _playbook(path: Path | None) -> Playbook:
+    return load_playbook(path, default_playbook())[0]
 
 
 def open_knowledge(
@@ -149,7 +161,7 @@ async def offline_on_scratch(settings: Settings) -> AsyncIterator[tuple[Engine, 
                     llm=OfflineProvider(),
                     store=store,
                     settings=settings,
-                    playbook=default_playbook(),
+                    playbook=playbook_for(settings),
                 ),
                 store,
             )
@@ -174,7 +186,7 @@ async def grounding(
     except GroundingError as exc:
         raise UsageError(str(exc)) from None
     settings = replace(settings, knowledge_dir=knowledge)
-    return await runner.run(settings, probes, default_playbook(), probes_file, as_json, out)
+    return await runner.run(settings, probes, playbook_for(settings), probes_file, as_json, out)
 
 
 def engine_opener(settings: Settings, *, warm: bool) -> OpenEngine:
@@ -262,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "run"
     out = sys.stdout
     try:
+        if settings.playbook_path is not None and command != "playbook":
+            playbook_for(settings)  # a bad file stops the start, naming its play and field
         match command:
             case "run":
                 return run(settings, bot_settings, sys.stdin, out)
@@ -288,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(commands.stats(opener, args.json, out))
             case "prompts":
                 return commands.prompts(args.json, out)
+            case "playbook":
+                return commands.playbook_check(args.file, default_playbook(), out)
             case "guard":
                 return asyncio.run(
                     commands.guard(settings, args.paraphrases, args.hard_negatives, args.json, out)
@@ -296,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from devtools.bench.cli import main as bench_main
 
                 return bench_main(rest, settings, out)
-    except UsageError as exc:
+    except (UsageError, PlaybookError) as exc:
         print(f"sales-agent: error: {exc}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:  # the database stayed unreachable past SALES_AGENT_DB_WAIT_S

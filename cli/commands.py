@@ -20,6 +20,7 @@ from engine.errors import EmptyMessage
 from engine.evaluation import GoldenError, Prediction, load_golden, score
 from engine.model import SlotValue, ThreadContext, ThreadKey, TurnInput
 from engine.pipeline.orchestrator import Engine
+from engine.playbook import Playbook
 from engine.settings import Settings
 from engine.thread_eval import ContextReader
 
@@ -135,6 +136,19 @@ async def guard(
             await closer()
     print(json.dumps(report) if as_json else format_guard_report(report), file=out)
     return 0 if not report["false_hits_at_chosen"] else 1
+
+
+def playbook_check(path: Path, base: Playbook, out: TextIO) -> int:
+    """What a playbook file would change in the built-in plays (or a PlaybookError: why not)."""
+    from engine.playbook_file import load_playbook
+
+    playbook, changes = load_playbook(path, base)
+    print(f"{path}: valid, {len(playbook.plays)} plays in force", file=out)
+    for change in changes:
+        print(f"  {change.situation:22} {change.action:8} {change.strategy}", file=out)
+    if not changes:
+        print("  no change to the built-in plays", file=out)
+    return 0
 
 
 def prompts(as_json: bool, out: TextIO) -> int:

@@ -99,6 +99,8 @@ class Settings:
 
     # The company's knowledge: a directory of Markdown files (battlecards, pricing, FAQ...).
     knowledge_dir: Path | None = None
+    # The company's own plays (engine/playbook_file.py), on top of the built-in ones.
+    playbook_path: Path | None = None
 
     log_level: str = "INFO"
 
@@ -129,6 +131,7 @@ class Settings:
             semantic_threshold=_threshold(r.optional_float("SALES_AGENT_SEMANTIC_THRESHOLD")),
             log_level=r.choice("SALES_AGENT_LOG_LEVEL", "INFO", LogLevel, upper=True),
             knowledge_dir=_directory("SALES_AGENT_KNOWLEDGE", r.optional("SALES_AGENT_KNOWLEDGE")),
+            playbook_path=_file("SALES_AGENT_PLAYBOOK", r.optional("SALES_AGENT_PLAYBOOK")),
         )
 
 
@@ -214,6 +217,15 @@ def _directory(name: str, raw: str | None) -> Path | None:
     path = Path(raw).expanduser()
     if not path.is_dir():
         raise SettingsError(f"{name} must be a directory of Markdown files; {raw!r} is not one")
+    return path
+
+
+def _file(name: str, raw: str | None) -> Path | None:
+    if raw is None:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"{name} must be a TOML file of plays; {raw!r} is not a file")
     return path
 
 

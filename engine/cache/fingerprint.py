@@ -9,9 +9,10 @@ A cached answer may be reused only where it would have been written the same way
   lower-cased, stripped of punctuation and whitespace-folded, so "Gong" and "gong." match;
   an unknown slot and an empty one are the same.
 - the *answer version* names what writes answers: prompt style, the models in use, a digest
-  of the files that hold prompts, the playbook and the rules, and the content digest of the
-  knowledge dir. Any change gives a new version, and entries of another version are never
-  served (they are dropped when the cache loads, or when the knowledge changes while running).
+  of the files that hold prompts, the playbook and the rules, the content of
+  SALES_AGENT_PLAYBOOK and the content digest of the knowledge dir. Any change gives a new
+  version, and entries of another version are never served (they are dropped when the cache
+  loads, or when the knowledge changes while running).
 - the *exact key* is SHA-256 over the normalised message, the fingerprint and the version.
 """
 
@@ -91,6 +92,9 @@ def answer_version(settings: Settings, providers: Iterable[str] = (), knowledge:
     h.update(CACHE_FORMAT.encode())
     if knowledge:
         h.update(f"|knowledge={knowledge}".encode())
+    if settings.playbook_path is not None:
+        # The company's own plays write answers too: an edit gives a new version.
+        h.update(b"|playbook=" + hashlib.sha256(settings.playbook_path.read_bytes()).digest())
     h.update(f"|style={settings.prompt_style}|pipeline={settings.pipeline}".encode())
     for name in sorted(providers):
         h.update(f"|provider={name}".encode())
