@@ -42,6 +42,8 @@ COLUMNS = (
 
 
 class BufferedCacheStore(ABC):
+    shared = False
+
     def __init__(self, *, flush_after_s: float = 0.25) -> None:
         self.flush_after_s = flush_after_s
         self._saves: dict[str, StoredEntry] = {}

@@ -30,6 +30,8 @@ _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.replace(" ", "").spli
 
 
 class PostgresCacheStore(BufferedCacheStore):
+    shared = True  # every instance's rows: TwoTierCache follows the blocks others write
+
     def __init__(self, store: PostgresStore, *, flush_after_s: float = 0.25) -> None:
         super().__init__(flush_after_s=flush_after_s)
         self.store = store

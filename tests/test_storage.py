@@ -15,7 +15,7 @@ from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.ports import CallRecord, StepRequest, StepResult
 from engine.settings import Settings
-from storage import SqliteStore, Store
+from storage import SqliteStore, Store, open_store
 from storage.cache_store import BufferedCacheStore
 from storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 
@@ -509,4 +509,49 @@ async def test_the_context_carries_the_threads_earlier_replies(backend: Backend)
         for i, text in enumerate(["We have 40 reps.", "We use spreadsheets today."])
     ]
     assert (await store.load(KEY)).replies == tuple(s.reply for s in made)
+
+
+async def test_a_dislike_on_one_instance_stops_every_instance_serving_it(pg_url: str) -> None:
+    from engine.cache.response_cache import TwoTierCache
+    from engine.model import ThreadContext
+
+    a, b = await open_store(pg_url), await open_store(pg_url)
+    caches = [
+        TwoTierCache(
+            version="v1",
+            persistence=s.cache_rows(),
+            suggestion_of=s.suggestion,
+            follow_blocks_s=0.1,
+        )
+        for s in (a, b)
+    ]
+    context = ThreadContext(key=KEY)
+    s = await some_suggestion(a)
+    await caches[0].load()
+    await caches[0].store("Too expensive for us", context, s)
+    await caches[0].flush()
+    await caches[1].load()  # B starts after A stored it: the shared rows give it the entry
+    hit = await caches[1].lookup("Too expensive for us", context)
+    assert hit is not None and hit.suggestion.reply == s.reply
+
+    await caches[0].forget(s.id)  # the rep disliked it on A
+    await asyncio.sleep(0.5)  # B follows the blocks every 0.1 s
+    assert await caches[1].lookup("Too expensive for us", context) is None
+    assert await caches[0].lookup("Too expensive for us", context) is None
+    await caches[1].store("Too expensive for us", context, s)  # refused on B too
+    assert await caches[1].lookup("Too expensive for us", context) is None
+    for c in caches:
+        await c.aclose()
+    await a.close()
+    await b.close()
+
+
+async def test_a_single_sqlite_instance_follows_no_blocks(tmp_path: Path) -> None:
+    from engine.cache.response_cache import TwoTierCache
+
+    store = await open_store(tmp_path / "one.db")
+    cache = TwoTierCache(version="v1", persistence=store.cache_rows(), follow_blocks_s=0.01)
+    await cache.load()
+    assert cache._follower is None  # nothing else writes its rows: no polling
+    await cache.aclose()
     await store.close()

@@ -32,6 +32,9 @@ class LoadedCache:
 
 
 class CachePersistence(Protocol):
+    # Other instances write the same rows (a shared database): the cache follows their blocks.
+    shared: bool
+
     async def load(self, version: str, not_before: float) -> LoadedCache:
         """Live entries of this version; drops other versions and entries created before
         `not_before`; keeps the blocklist whatever the version."""
@@ -45,6 +48,11 @@ class CachePersistence(Protocol):
 
     async def block(self, answer: str, suggestion_id: str, at: float) -> None:
         """Remember for good that this answer must never be served again (at once)."""
+        ...
+
+    async def blocked_since(self, since: float) -> Sequence[tuple[str, float]]:
+        """(answer digest, blocked at) of every block recorded at or after `since`, by any
+        instance."""
         ...
 
     async def flush(self) -> None:

@@ -48,6 +48,7 @@ SuggestionLookup = Callable[[str], Awaitable[Suggestion | None]]
 
 _LATENCY_WINDOW = 10_000
 _VECTOR_MEMO = 256  # vectors of recent lookups, reused when a miss is stored
+_CLOCK_SKEW_S = 60.0  # how far behind another instance's clock may be, for its blocks
 _CANDIDATES = 4  # semantic candidates over the threshold the guard may examine
 
 
@@ -72,6 +73,7 @@ class TwoTierCache:
         suggestion_of: SuggestionLookup | None = None,
         clock: Callable[[], float] = time.time,
         embed_timeout_s: float = 2.0,
+        follow_blocks_s: float = 1.0,
     ) -> None:
         self.version = version
         self.embedder = embedder
@@ -98,6 +100,8 @@ class TwoTierCache:
         self._ms_exact: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._ms_semantic: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._stores_since_sweep = 0
+        self.follow_blocks_s = follow_blocks_s
+        self._follower: asyncio.Task[None] | None = None
 
     # Loading ---------------------------------------------------------------------------
 
@@ -117,6 +121,8 @@ class TwoTierCache:
         now = self.clock()
         loaded = await self.persistence.load(self.version, now - self.ttl_s)
         self._blocked.update(loaded.blocked)
+        if self.persistence.shared and self._follower is None:
+            self._follower = asyncio.get_running_loop().create_task(self._follow_blocks(now))
         if loaded.dropped:
             self._evicted["stale"] += loaded.dropped
         name = self.embedder.name if self.embedder else None
@@ -234,14 +240,35 @@ class TwoTierCache:
                 answer = answer_id(disliked)
         if answer is None:
             return
-        if answer not in self._blocked:
-            self._blocked.add(answer)
-            if self.persistence is not None:
-                self._background(self.persistence.block(answer, suggestion_id, self.clock()))
+        if answer not in self._blocked and self.persistence is not None:
+            self._background(self.persistence.block(answer, suggestion_id, self.clock()))
+        self._block(answer)
+
+    def _block(self, answer: str) -> None:
+        self._blocked.add(answer)
         for other in list(self._by_answer.get(answer, ())):
             found = self._exact.get(other)
             if found is not None:
                 self._drop(found, "disliked")
+
+    async def _follow_blocks(self, since: float) -> None:
+        """A shared database: every `follow_blocks_s`, apply the dislikes other instances
+        recorded, so none of them serves an answer a rep disliked anywhere. The window looks
+        back `_CLOCK_SKEW_S` past the newest block seen, for instances whose clocks lag."""
+        assert self.persistence is not None
+        cursor = since - _CLOCK_SKEW_S
+        while True:
+            await asyncio.sleep(self.follow_blocks_s)
+            try:
+                rows = await self.persistence.blocked_since(cursor)
+            except Exception as exc:  # the database is down: the next round tries again
+                log.warning("cannot read other instances' blocks: %s", exc)
+                continue
+            for answer, at in rows:
+                if answer not in self._blocked:
+                    self._counts["followed_blocks"] += 1
+                self._block(answer)
+                cursor = max(cursor, at - _CLOCK_SKEW_S)
 
     def stats(self) -> CacheStats:
         counts = self._counts
@@ -295,6 +322,9 @@ class TwoTierCache:
             await self.persistence.flush()
 
     async def aclose(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            self._follower = None
         try:
             await self.flush()
         except Exception as exc:  # the database is down: stopping must not fail for a cache
