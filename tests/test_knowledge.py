@@ -224,6 +224,8 @@ async def test_offline_turn_quotes_and_cites_the_battlecard(
     )
     assert card.slots["competitor"] == "Punchly"  # not in vendors.txt: its battlecard says so
     assert card.sources and card.sources[0].file == "timeclock-rival.md"
+    # Not asked what Punchly does better: the reply does not concede their strengths.
+    assert all(c.heading != "Where they win" for c in card.sources)
     cited = plain((EXAMPLES / card.sources[0].file).read_text()).casefold()
     # The reply carries a line of the cited section, not only the generic template.
     replied = card.reply.split(". ")

@@ -36,6 +36,12 @@ _STOP = frozenset(
     do did should may might been being were am get got one""".split()  # noqa: SIM905
 )
 _COUNTER = re.compile(r"\bcounter\b|\bin one (?:line|sentence)\b|\belevator\b", re.IGNORECASE)
+# A battlecard's section on the competitor's strengths leads only when the prospect asks.
+_THEIR_STRENGTHS = re.compile(r"\bwhere they win\b|\btheir strengths\b", re.IGNORECASE)
+_ASKS_STRENGTHS = re.compile(
+    r"\bbetter\b|\bstrengths?\b|\bgood at\b|\bdo well\b|\bbeat you\b|\badvantages?\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,9 @@ def rank(
     picked: list[int] = []
     if competitor is not None:
         card = [i for i in order if team.chunks[i].competitor == competitor]
+        if not _ASKS_STRENGTHS.search(text):
+            # Not asked what they do better: lead with what we say, not what we concede.
+            card.sort(key=lambda i: bool(_THEIR_STRENGTHS.search(team.chunks[i].heading)))
         picked = card[:1]
     for i in order:
         if len(picked) >= k:
