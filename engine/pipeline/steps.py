@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from ..errors import InvalidOutput
 from ..knowledge.chunk import Chunk
+from ..llm.offline import OfflineProvider
 from ..model import Capture, Detection, Draft, PromptStyle, Strategy, Tier
 from ..playbook import Playbook
 from ..ports import Provider, StepRequest, StepResult
@@ -41,9 +42,9 @@ async def capture(
     )
     value = _expect(result, Capture)
     slots = dict(value.slots)
-    if not result.call.fallback:
+    if result.call.provider != OfflineProvider.name:
         # What the rules found in this message stays unless the model says otherwise: a model
-        # that misses a slot must not erase it (the rules cost microseconds).
+        # that misses a slot must not erase it. (An offline answer *is* the rules: not twice.)
         slots = dict(rules_capture(text, context, vendors).slots) | slots
     # Providers may repeat what the thread already knows; only changes count as news.
     delta = {
