@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from .llm.providers import ENDPOINT_KIND, PROVIDERS, spec
+from .llm.providers import ENDPOINT_KIND, PROVIDERS, STRUCTURED_OUTPUTS, StructuredOutput, spec
 from .model import PromptStyle
 
 PipelineMode = Literal["parallel", "sequential"]
@@ -43,6 +43,8 @@ class ProviderSettings:
     base_url: str | None
     fast_model: str
     powerful_model: str
+    # How the API is held to the output contract; None: the registry row's setting.
+    structured: StructuredOutput | None = None
 
     @classmethod
     def native(
@@ -257,7 +259,8 @@ def _native(r: EnvReader) -> tuple[ProviderSettings, ...]:
 
 def _endpoints(raw: str | None, env: Mapping[str, str]) -> tuple[ProviderSettings, ...]:
     """Extra endpoints: inline JSON, or the path of a JSON file, holding a list of objects
-    {"name", "base_url", "key_env", "fast_model", "powerful_model"}."""
+    {"name", "base_url", "key_env", "fast_model", "powerful_model", "structured"}; `structured`
+    is json_schema (the default), json_object or none."""
     if raw is None:
         return ()
     text = raw
@@ -280,6 +283,12 @@ def _endpoints(raw: str | None, env: Mapping[str, str]) -> tuple[ProviderSetting
             if not ((item.get("fast_model") or model) and (item.get("powerful_model") or model)):
                 raise KeyError("model")
             key = env.get(item["key_env"], "") if item.get("key_env") else ""
+            structured = item.get("structured")
+            if structured is not None and structured not in STRUCTURED_OUTPUTS:
+                raise SettingsError(
+                    f"SALES_AGENT_ENDPOINTS item {i}: structured must be one of "
+                    f"{', '.join(STRUCTURED_OUTPUTS)}; got {structured!r}"
+                )
             endpoints.append(
                 ProviderSettings(
                     kind=ENDPOINT_KIND,
@@ -288,6 +297,7 @@ def _endpoints(raw: str | None, env: Mapping[str, str]) -> tuple[ProviderSetting
                     api_key=Secret(key) if key else None,
                     fast_model=str(item.get("fast_model") or model),
                     powerful_model=str(item.get("powerful_model") or model),
+                    structured=structured,
                 )
             )
         except (KeyError, TypeError, AttributeError):

@@ -32,3 +32,20 @@ def test_terse_asks_for_shorter_replies_within_a_tighter_budget() -> None:
 def test_terse_changes_only_generate() -> None:
     for step in ("capture", "detect"):
         assert prompts.system_prompt(step, "terse") == prompts.system_prompt(step, "compact")
+
+
+def test_capture_budget_holds_the_longest_strict_answer() -> None:
+    """OpenAI's strict schema makes a capture spell out all nine slots: at their longest
+    (12-word values, the prompt's limit), pretty-printed, the answer still fits its budget;
+    detect's longest labels fit too. A budget that cut these would make valid answers
+    `truncated`."""
+    import json
+
+    from engine.llm.prompts import MAX_TOKENS, count_tokens
+    from engine.taxonomy import SITUATIONS, SLOTS
+
+    full = {"slots": {s: " ".join(["pipeline"] * 12) for s in SLOTS}, "confidence": 0.85}
+    assert count_tokens(json.dumps(full, indent=2)) <= MAX_TOKENS["capture"]
+    longest = max(SITUATIONS, key=len)
+    detect = {"situation": longest, "confidence": 0.85, "secondary": longest}
+    assert count_tokens(json.dumps(detect, indent=2)) * 2 <= MAX_TOKENS["detect"]

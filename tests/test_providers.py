@@ -39,7 +39,7 @@ async def test_each_step_streams_contract_values_with_usage_cost_and_ttft(
     assert {r.step for r in recs} == {"capture", "detect", "generate"}
 
 
-async def test_requests_are_json_mode_plain_text_static_system_prompt(kit: Kit) -> None:
+async def test_requests_are_schema_held_plain_text_static_system_prompt(kit: Kit) -> None:
     seen: list[ParsedRequest] = []
 
     def spy(req: ParsedRequest) -> Any:
@@ -54,7 +54,8 @@ async def test_requests_are_json_mode_plain_text_static_system_prompt(kit: Kit) 
     anthropic_body, openai_body = seen[0].body, seen[2].body
     assert "tools" not in anthropic_body and "tools" not in openai_body
     assert anthropic_body["stream"] is True and openai_body["stream"] is True
-    assert openai_body["response_format"] == {"type": "json_object"}
+    assert openai_body["response_format"]["type"] == "json_schema"
+    assert anthropic_body["output_config"]["format"]["type"] == "json_schema"
     assert openai_body["stream_options"] == {"include_usage": True}
     assert openai_body["max_completion_tokens"] == prompts.MAX_TOKENS["detect"]
     assert anthropic_body["messages"][-1]["role"] == "user"  # no prefill
@@ -135,7 +136,8 @@ async def test_injection_cannot_change_the_schema_or_leak_the_prompt(
     for step in ("detect", "generate"):
         with pytest.raises(ProviderError) as caught:
             await provider.run(prompts.build(request(step, INJECTION)), timeout=5)
-        assert caught.value.kind == "invalid_output"
+        # A prompt quoted at length runs into max_tokens: cut, and refused all the same.
+        assert caught.value.kind in ("invalid_output", "truncated")
     # Through the router the offline tier answers instead, marked, without the prompt.
     router = kit.router([provider, kit.openai()], mode="single")
     result = await router.complete(request("generate", INJECTION))

@@ -19,7 +19,13 @@ from engine.cache.fingerprint import answer_version
 from engine.llm import prompts
 from engine.llm.factory import build_llm
 from engine.llm.offline import answer
-from engine.llm.providers import ENDPOINT_KIND, PROVIDERS, ProviderSpec, spec
+from engine.llm.providers import (
+    ENDPOINT_KIND,
+    PROVIDERS,
+    STRUCTURED_OUTPUTS,
+    ProviderSpec,
+    spec,
+)
 from engine.llm.recorder import CallRecorder
 from engine.llm.router import Router, RouterConfig
 from engine.llm.streaming import Completion, Progress, StreamingProvider
@@ -44,7 +50,7 @@ def test_every_row_is_complete_and_its_module_connects() -> None:
     assert [row.name for row in PROVIDERS] == ["anthropic", "openai", ENDPOINT_KIND]
     for row in PROVIDERS:
         assert callable(row.connector())
-        assert row.structured_output in ("json_schema", "tool_use", "json_object", "none")
+        assert row.structured_output in STRUCTURED_OUTPUTS
     for row in NATIVE:
         assert row.base_url_env and row.fast_model and row.powerful_model and row.secret_shape
 

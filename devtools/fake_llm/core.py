@@ -124,6 +124,10 @@ class RequestRecord:
     output_tokens: int = 0
     disconnect_reason: str | None = None  # "connection_closed" | "stream_reset"
     error: str | None = None
+    # What the request asked of the answer's format ("json_schema", "json_object", None) and
+    # its sampling temperature (None: not sent, the server's default).
+    structured: str | None = None
+    temperature: float | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -381,6 +385,7 @@ class Core:
             await self._send_json(tx, rec, 400, proto.error_body(api, 400, str(exc)), api)
             return
         rec.model, rec.step, rec.stream = req.model, req.step, req.stream
+        rec.structured, rec.temperature = req.structured, req.temperature
         rec.input_tokens = req.input_tokens
         fault = self.faults.take(
             endpoint=endpoint, api=api, model=req.model, step=req.step, stream=req.stream
@@ -393,6 +398,13 @@ class Core:
         if kind != "slow" and params.get("delay"):
             await asyncio.sleep(float(params["delay"]))  # fault delays are not scaled
 
+        formats = params.get("formats", ("json_schema",))
+        if kind == "reject_schema" and req.structured in formats:
+            # A server without structured outputs: 400, as vLLM or an old llama.cpp answer.
+            rec.outcome = "fault:reject_schema"
+            message = f"response_format type {req.structured!r} is not supported by this server"
+            await self._send_json(tx, rec, 400, proto.error_body(api, 400, message), api)
+            return
         if kind == "drop_connection":
             rec.outcome = "fault:drop_connection"
             await tx.drop_connection()

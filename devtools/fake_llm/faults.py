@@ -36,6 +36,9 @@ FAULT_KINDS: dict[str, str] = {
     "closes (h2: RST_STREAM); params after_chunks=, mode='abort'|'eof'. Non-streaming: "
     "half the declared body, then close",
     "drop_connection": "close the TCP connection without any response (param delay=)",
+    "reject_schema": "400 to a request asking for a json_schema answer format (param "
+    "formats=, default ['json_schema']; add 'json_object' to refuse JSON mode too); other "
+    "requests are answered normally (use times=None for a server that never supports it)",
     "slow": "extra delay before the first token (param delay= seconds, per_chunk= seconds)",
 }
 

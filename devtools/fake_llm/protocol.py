@@ -48,6 +48,11 @@ class ParsedRequest:
     strategy: str | None = None
     knowledge: list[tuple[str, str, str | None, str]] = field(default_factory=list)
     response_format: dict[str, Any] | None = None  # openai response_format, if any
+    # How the request holds the answer to a format: "json_schema" (OpenAI's response_format or
+    # Anthropic's output_config.format), "json_object", or None; with the schema, if any.
+    structured: str | None = None
+    schema: dict[str, Any] | None = None
+    temperature: float | None = None
     body: dict[str, Any] = field(default_factory=dict, repr=False)  # the raw JSON request
     other_tokens: int = 0  # tokens of non-system, non-user turns (assistant, tool)
 
@@ -125,6 +130,51 @@ def _require(body: dict[str, Any], *names: str) -> None:
             raise BadRequest(f"{name}: Field required")
 
 
+def _temperature(body: dict[str, Any], top: float) -> float | None:
+    value = body.get("temperature")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= top:
+        raise BadRequest(f"temperature: must be a number from 0 to {top:g}")
+    return float(value)
+
+
+def _check_strict(schema: Any, where: str = "schema") -> None:
+    """OpenAI's strict mode: every object lists all its properties as required and sets
+    additionalProperties false (the API answers 400 'Invalid schema for response_format')."""
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False:
+            raise BadRequest(
+                f"Invalid schema for response_format: In context={where}, "
+                "'additionalProperties' is required to be supplied and to be false"
+            )
+        if sorted(schema.get("required") or []) != sorted(props):
+            raise BadRequest(
+                f"Invalid schema for response_format: In context={where}, 'required' is "
+                "required to be supplied and to be an array including every key in properties"
+            )
+        for name, sub in props.items():
+            _check_strict(sub, f"{where}.{name}")
+
+
+def _check_anthropic_schema(schema: Any, where: str = "schema") -> None:
+    """Anthropic's structured outputs: objects closed, no numeric bounds."""
+    if not isinstance(schema, dict):
+        return
+    for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
+        if bound in schema:
+            raise BadRequest(f"output_config.format.schema: {where}: '{bound}' is not supported")
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+        raise BadRequest(
+            f"output_config.format.schema: {where}: objects must set additionalProperties false"
+        )
+    for name, sub in (schema.get("properties") or {}).items():
+        _check_anthropic_schema(sub, f"{where}.{name}")
+
+
 def parse_anthropic(body: dict[str, Any]) -> ParsedRequest:
     _require(body, "model", "messages", "max_tokens")
     messages = body["messages"]
@@ -148,7 +198,16 @@ def parse_anthropic(body: dict[str, Any]) -> ParsedRequest:
         stream=bool(body.get("stream", False)),
         max_tokens=int(body["max_tokens"]),
         body=body,
+        temperature=_temperature(body, 1.0),
     )
+    fmt = (body.get("output_config") or {}).get("format")
+    if fmt is not None:
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+            raise BadRequest("output_config.format.type: Input should be 'json_schema'")
+        if not isinstance(fmt.get("schema"), dict):
+            raise BadRequest("output_config.format.schema: Field required")
+        _check_anthropic_schema(fmt["schema"])
+        req.structured, req.schema = "json_schema", fmt["schema"]
     req.other_tokens = other
     return parse_convention(req)
 
@@ -175,6 +234,18 @@ def parse_openai_chat(body: dict[str, Any]) -> ParsedRequest:
         not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema")
     ):
         raise BadRequest("response_format: type must be 'text', 'json_object' or 'json_schema'")
+    schema = None
+    if rf is not None and rf["type"] == "json_schema":
+        spec = rf.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise BadRequest("response_format.json_schema.name: Field required")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", spec["name"]):
+            raise BadRequest("response_format.json_schema.name: must match ^[a-zA-Z0-9_-]+$")
+        schema = spec.get("schema")
+        if not isinstance(schema, dict):
+            raise BadRequest("response_format.json_schema.schema: must be a JSON schema object")
+        if spec.get("strict"):
+            _check_strict(schema)
     req = ParsedRequest(
         api=API_OPENAI,
         model=str(body["model"]),
@@ -184,6 +255,9 @@ def parse_openai_chat(body: dict[str, Any]) -> ParsedRequest:
         max_tokens=int(max_tokens) if max_tokens is not None else None,
         response_format=rf,
         body=body,
+        structured=rf["type"] if rf is not None and rf["type"] != "text" else None,
+        schema=schema,
+        temperature=_temperature(body, 2.0),
     )
     req.other_tokens = other
     return parse_convention(req)

@@ -2,9 +2,20 @@
 against the output contract, mapping SDK exceptions to `ProviderError` kinds, and cost.
 
 The streaming contract itself (Progress, Completion, CallFailed) is in streaming.py. A subclass
-implements `_stream(prompt, timeout, progress)`: send the prompt with the official
-SDK, streaming, report each text piece and the usage to `progress`, and raise `CallFailed` for a
-stream that ends before the answer is complete. Everything else lives here.
+implements `_stream(prompt, timeout, progress, structured)`: send the prompt with the official
+SDK, streaming, held to the output contract the way `structured` says (a JSON schema, JSON mode
+or the prompt alone), report each text piece, the usage and a stop at `max_tokens` to
+`progress`, and raise `CallFailed` for a stream that ends before the answer is complete.
+Everything else lives here.
+
+Structured output steps down, never loops: a provider starts at its registry row's (or its
+endpoint's) `structured` setting; when the API answers 400 to that request shape (the error
+names the schema, `response_format` or the format), the same call is sent again at once one
+step down its `LADDER` (json_schema -> json_object -> none), logged once, and the provider
+keeps the lower setting for every later call. A 400 at `none` is an ordinary client error.
+
+An answer the contract refuses is `invalid_output`, or `truncated` when the API said it stopped
+at `max_tokens` (or the JSON ran out mid-object): the router reads the kind.
 """
 
 from __future__ import annotations
@@ -26,15 +37,22 @@ from . import prompts
 from .pool import Pool
 from .pricing import PriceTable, default_prices
 from .prompts import Prompt, count_tokens
+from .providers import StructuredOutput
 from .reply_stream import ReplyTap
 from .streaming import CallFailed, Completion, Progress
 
 log = logging.getLogger(__name__)
 
+# Words of a 400's message that say the request's output format was the problem.
+_FORMAT_WORDS = ("schema", "response_format", "format", "json")
+
 
 class SDKProvider(ABC):
     """A StreamingProvider (and a Provider) for one model of one vendor endpoint, over that
     endpoint's pooled client."""
+
+    # The structured-output settings this API has, strongest first (a 400 steps down).
+    LADDER: tuple[StructuredOutput, ...] = ("json_schema", "json_object", "none")
 
     def __init__(
         self,
@@ -44,12 +62,15 @@ class SDKProvider(ABC):
         *,
         prices: PriceTable | None = None,
         timeout_s: float = 8.0,
+        structured: StructuredOutput = "json_schema",
     ) -> None:
         self.name = name
         self.model = model
         self.pool = pool
         self.prices = prices or default_prices()
         self.timeout_s = timeout_s
+        # A setting this API lacks (JSON mode on Anthropic) means the next one down it has.
+        self.structured: StructuredOutput = self.LADDER[_rank(self.LADDER, structured)]
 
     @property
     def key(self) -> str:
@@ -82,11 +103,17 @@ class SDKProvider(ABC):
         progress = progress if progress is not None else Progress()
         started = time.perf_counter()
         try:
-            await self._stream(prompt, max(timeout, 0.001), progress)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise map_error(exc, text=progress.text) from exc
+            while True:
+                try:
+                    remaining = timeout - (time.perf_counter() - started)
+                    await self._stream(prompt, max(remaining, 0.001), progress, self.structured)
+                    break
+                except ProviderError:
+                    raise
+                except Exception as exc:
+                    error = map_error(exc, text=progress.text)
+                    if not self._step_down(exc, error, progress):
+                        raise error from exc
         finally:
             # Usage arrives at the end of a stream; a call cut short after it began writing
             # was still billed: estimate what the API did not report.
@@ -97,7 +124,10 @@ class SDKProvider(ABC):
         try:
             value = contract.parse(prompt.step, text)
         except InvalidOutput as exc:
-            raise CallFailed("invalid_output", str(exc), text=text) from None
+            # The API said it stopped at max_tokens: whatever the parser saw, it was cut off.
+            kind = "truncated" if progress.cut else exc.kind
+            reason = f"cut at max_tokens ({exc})" if progress.cut and kind != exc.kind else str(exc)
+            raise CallFailed(kind, reason, text=text) from None
         if prompts.repeats_prompt(prompt.system, text):
             raise CallFailed("invalid_output", "the answer quotes the prompt", text=text)
         ended = time.perf_counter()
@@ -115,8 +145,37 @@ class SDKProvider(ABC):
     def cost(self, tokens_in: int, tokens_out: int) -> float:
         return self.prices.cost(self.model, tokens_in, tokens_out)
 
+    def _step_down(self, exc: BaseException, error: ProviderError, progress: Progress) -> bool:
+        """A 400 to the structured request shape, before anything streamed: use the next
+        setting down, from now on. False when it is some other error (or nothing is left)."""
+        if error.kind != "client" or getattr(exc, "status_code", None) != 400 or progress.parts:
+            return False
+        if self.structured == "none" or not any(w in str(error).lower() for w in _FORMAT_WORDS):
+            return False
+        lower = self.LADDER[_rank(self.LADDER, self.structured) + 1]
+        log.warning(
+            "%s rejected structured output %r (%s); using %r from now on",
+            self.key,
+            self.structured,
+            error,
+            lower,
+        )
+        self.structured = lower
+        return True
+
     @abstractmethod
-    async def _stream(self, prompt: Prompt, timeout: float, progress: Progress) -> None: ...
+    async def _stream(
+        self, prompt: Prompt, timeout: float, progress: Progress, structured: StructuredOutput
+    ) -> None: ...
+
+
+def _rank(ladder: tuple[StructuredOutput, ...], setting: StructuredOutput) -> int:
+    """Where a setting sits on a ladder that may lack it (in the full order of settings)."""
+    order = ("json_schema", "json_object", "none")
+    return next(
+        (i for i, s in enumerate(ladder) if order.index(s) >= order.index(setting)),
+        len(ladder) - 1,
+    )
 
 
 # Errors ---------------------------------------------------------------------------------------

@@ -34,10 +34,17 @@ from ..ports import StepRequest
 from ..taxonomy import SITUATION_SPECS, SITUATIONS, SLOT_SPECS, SLOTS, STEPS
 
 # Output budgets per step: generous for the schema, small enough to bound a runaway answer.
-MAX_TOKENS: Mapping[str, int] = {"capture": 250, "detect": 100, "generate": 450}
+# Capture's fits OpenAI's strict schema at its longest: all nine slots spelled out, each a
+# 12-word value (or null), pretty-printed (tests/test_prompts.py checks it).
+MAX_TOKENS: Mapping[str, int] = {"capture": 320, "detect": 100, "generate": 450}
 # Terse asks for a reply under 40 words and a tip under 15 (about 75 tokens of JSON): the
 # budget leaves room so a model that runs a little long is not cut into invalid JSON.
 TERSE_MAX_TOKENS: Mapping[str, int] = {**MAX_TOKENS, "generate": 130}
+
+# Sampling, set explicitly: the API defaults differ (OpenAI and Anthropic 1.0, llama.cpp 0.8).
+# Capture and detect are extraction and classification: the most likely answer, every time.
+# Generate writes prose the rep may send: a little variety, not a different play each time.
+TEMPERATURE: Mapping[str, float] = {"capture": 0.0, "detect": 0.0, "generate": 0.5}
 
 DATA_TAGS = (
     "prospect_message",
@@ -65,6 +72,7 @@ class Prompt:
     system: str
     user: str
     max_tokens: int
+    temperature: float = 0.0
 
     @property
     def text(self) -> str:
@@ -84,6 +92,7 @@ def build(request: StepRequest) -> Prompt:
         system=system_prompt(step, request.style),
         user=user_turn(request),
         max_tokens=(TERSE_MAX_TOKENS if request.style == "terse" else MAX_TOKENS)[step],
+        temperature=TEMPERATURE[step],
     )
 
 

@@ -17,10 +17,10 @@ each has been tried `explore` times (so a new provider gets measured); ties keep
 order. A provider whose breaker is open is skipped (see breaker.py). A 429 puts its provider in
 a cooldown of Retry-After seconds: the router switches to another provider at once, and only
 when nothing else is left does it wait for the cooldown, if that ends inside the step budget.
-Other retryable errors (5xx, connection, invalid output) get one more try per provider after
-every other provider has had its turn. When the budget ends or every provider has failed, the
-offline tier answers and the StepCall says `fallback=True`. `complete` never raises (except
-cancellation from the caller).
+Other retryable errors (5xx, connection, invalid or truncated output) get one more try per
+provider after every other provider has had its turn. When the budget ends or every provider
+has failed, the offline tier answers and the StepCall says `fallback=True`. `complete` never
+raises (except cancellation from the caller).
 
 Every request sent is logged through the CallLog port, by a background batch writer: outcome
 "win", "cancelled" (a loser, or a call abandoned because its caller went away) or
@@ -55,7 +55,7 @@ from .streaming import CallFailed, Completion, Progress, StreamingProvider, as_p
 log = logging.getLogger(__name__)
 
 RETRYABLE: frozenset[ErrorKind] = frozenset(
-    {"server", "connection", "invalid_output", "rate_limit"}
+    {"server", "connection", "invalid_output", "truncated", "rate_limit"}
 )
 
 

@@ -8,7 +8,8 @@ labels or slot names, and `engine.contract` still validates whatever comes back.
 `null`) and `additionalProperties: false` everywhere. Without it, slots are optional, so a
 grammar-constrained model is not made to spell out nine nulls.
 
-Servers differ in what they honour: llama.cpp ignores `minimum`/`maximum`, so the contract
+Servers differ in what they honour: llama.cpp ignores `minimum`/`maximum`, and Anthropic's
+structured outputs reject numeric bounds (`bounds=False` leaves them out), so the contract
 normalises a confidence given as a percentage instead of trusting the bounds.
 """
 
@@ -20,11 +21,13 @@ from typing import Any
 
 from ..taxonomy import SITUATIONS, SLOTS
 
-_CONFIDENCE: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
+_BOUNDED: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
+_NUMBER: dict[str, Any] = {"type": "number"}
 
 
 @cache
-def _schema(step: str, strict: bool) -> dict[str, Any]:
+def _schema(step: str, strict: bool, bounds: bool) -> dict[str, Any]:
+    confidence = _BOUNDED if bounds else _NUMBER
     if step == "capture":
         slots: dict[str, Any] = {
             "type": "object",
@@ -33,12 +36,12 @@ def _schema(step: str, strict: bool) -> dict[str, Any]:
         }
         if strict:
             slots["required"] = list(SLOTS)
-        return _object({"slots": slots, "confidence": _CONFIDENCE})
+        return _object({"slots": slots, "confidence": confidence})
     if step == "detect":
         return _object(
             {
                 "situation": {"type": "string", "enum": list(SITUATIONS)},
-                "confidence": _CONFIDENCE,
+                "confidence": confidence,
                 "secondary": {"type": ["string", "null"], "enum": [*SITUATIONS, None]},
             }
         )
@@ -47,9 +50,9 @@ def _schema(step: str, strict: bool) -> dict[str, Any]:
     raise ValueError(f"unknown step {step!r}")
 
 
-def schema(step: str, *, strict: bool = False) -> dict[str, Any]:
+def schema(step: str, *, strict: bool = False, bounds: bool = True) -> dict[str, Any]:
     """The step's answer schema (a fresh copy: SDKs may annotate what they are given)."""
-    return copy.deepcopy(_schema(step, strict))
+    return copy.deepcopy(_schema(step, strict, bounds))
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:

@@ -41,9 +41,12 @@ class Progress:
     """What one in-flight call has produced so far; the router reads it (hedging, cancelled
     losers' tokens) while the call runs."""
 
-    __slots__ = ("first_token_at", "on_piece", "parts", "tokens_in", "tokens_out")
+    __slots__ = ("cut", "first_token_at", "on_piece", "parts", "tokens_in", "tokens_out")
 
     def __init__(self) -> None:
+        # The API said it stopped the answer at max_tokens (finish_reason "length",
+        # stop_reason "max_tokens"): a cut answer, whatever it looks like.
+        self.cut = False
         self.first_token_at: float | None = None
         # Sees every piece as it arrives (generate's reply streams out through it).
         self.on_piece: Callable[[str], None] | None = None

@@ -21,9 +21,12 @@ if TYPE_CHECKING:
     from ..pool import PoolKind
     from ..streaming import Connection, StreamingProvider
 
-# The strongest way the API can be held to the output contract: a JSON schema it enforces,
-# a forced tool call, JSON mode (any one object), or nothing but the prompt.
-StructuredOutput = Literal["json_schema", "tool_use", "json_object", "none"]
+# The strongest way the API can be held to the output contract: a JSON schema it enforces
+# (OpenAI `response_format` json_schema, strict; Anthropic `output_config.format`; llama.cpp,
+# vLLM and Ollama compile it into a grammar), JSON mode (any one object), or nothing but the
+# prompt. A provider that gets a 400 for it steps down once and remembers (engine/llm/base.py).
+StructuredOutput = Literal["json_schema", "json_object", "none"]
+STRUCTURED_OUTPUTS: tuple[StructuredOutput, ...] = ("json_schema", "json_object", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,7 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
         name="anthropic",
         module="anthropic",
-        structured_output="tool_use",
+        structured_output="json_schema",
         key_env="ANTHROPIC_API_KEY",
         base_url_env="ANTHROPIC_BASE_URL",
         fast_model="claude-3-5-haiku-latest",
@@ -102,9 +105,11 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         powerful_model="gpt-4o",
         secret_shape=r"\b(sk(?:-proj)?)-[A-Za-z0-9_-]{8,}",
     ),
-    # Gemini's OpenAI endpoint, vLLM, Ollama, llama.cpp...: JSON mode is what they share.
+    # Gemini's OpenAI endpoint, vLLM, Ollama and llama.cpp all take a json_schema
+    # `response_format` (llama.cpp compiles it into a grammar); one that does not answers 400
+    # and the provider steps down to JSON mode. An endpoint's own `structured` overrides it.
     ProviderSpec(
-        name="openai_compatible", module="openai_compatible", structured_output="json_object"
+        name="openai_compatible", module="openai_compatible", structured_output="json_schema"
     ),
 )
 

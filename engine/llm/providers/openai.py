@@ -1,8 +1,14 @@
 """OpenAI Chat Completions through the official SDK (`AsyncOpenAI`), streamed; the same class
 serves OpenAI-compatible endpoints (openai_compatible.py).
 
-JSON as plain text with `response_format={"type": "json_object"}` (JSON mode, no tools), so any
-compatible endpoint works. Usage comes from the final chunk (`stream_options.include_usage`).
+Held to the step's JSON schema through `response_format`: on OpenAI's own API
+`{"type": "json_schema", "json_schema": {"name", "schema", "strict": true}}` with the strict
+schema (every property required, absent slots `null`, `additionalProperties: false`); on a
+compatible endpoint the same shape with the lenient schema (slots optional, so a grammar-
+constrained model is not made to write nine nulls) and `strict: false`. One step down is JSON
+mode (`{"type": "json_object"}`), then no `response_format` at all (base.py: a 400 steps down).
+`finish_reason: "length"` marks the answer as cut at max_tokens. Usage comes from the final
+chunk (`stream_options.include_usage`).
 """
 
 from __future__ import annotations
@@ -10,14 +16,16 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING
 
-from openai import AsyncOpenAI, omit
+from openai import AsyncOpenAI, Omit, omit
+from openai.types.chat.completion_create_params import ResponseFormat
 
+from .. import schemas
 from ..base import SDKProvider
 from ..pool import Pool, PoolKind, http_client
 from ..pricing import PriceTable
 from ..prompts import Prompt
 from ..streaming import CallFailed, Progress
-from . import Connected
+from . import Connected, StructuredOutput, spec
 
 if TYPE_CHECKING:
     from ...settings import ProviderSettings
@@ -42,10 +50,17 @@ def connect(
     p = Pool(config.name, http_client(pool, verify=verify), pool)
     # Local servers take any key; the SDK insists on one.
     client = openai_client(p, config.api_key or "unused", config.base_url)
+    structured = config.structured or spec(config.kind).structured_output
     return Connected(
         p,
         lambda model: OpenAIProvider(
-            client, model, p, name=config.name, official=official, timeout_s=timeout_s
+            client,
+            model,
+            p,
+            name=config.name,
+            official=official,
+            timeout_s=timeout_s,
+            structured=structured,
         ),
     )
 
@@ -61,21 +76,41 @@ class OpenAIProvider(SDKProvider):
         official: bool = True,
         prices: PriceTable | None = None,
         timeout_s: float = 8.0,
+        structured: StructuredOutput = "json_schema",
     ) -> None:
-        super().__init__(name, model, pool, prices=prices, timeout_s=timeout_s)
+        super().__init__(
+            name, model, pool, prices=prices, timeout_s=timeout_s, structured=structured
+        )
         self.client = client
         # OpenAI's own API wants max_completion_tokens (newer models reject max_tokens);
         # compatible servers still expect max_tokens.
         self.official = official
 
-    async def _stream(self, prompt: Prompt, timeout: float, progress: Progress) -> None:
+    def response_format(self, step: str, structured: StructuredOutput) -> ResponseFormat | Omit:
+        if structured == "json_schema":
+            return {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": step,
+                    "schema": schemas.schema(step, strict=self.official),
+                    "strict": self.official,
+                },
+            }
+        if structured == "json_object":
+            return {"type": "json_object"}
+        return omit
+
+    async def _stream(
+        self, prompt: Prompt, timeout: float, progress: Progress, structured: StructuredOutput
+    ) -> None:
         stream = await self.client.chat.completions.create(
             model=self.model,
             messages=[
                 {"role": "system", "content": prompt.system},
                 {"role": "user", "content": prompt.user},
             ],
-            response_format={"type": "json_object"},
+            response_format=self.response_format(prompt.step, structured),
+            temperature=prompt.temperature,
             max_completion_tokens=prompt.max_tokens if self.official else omit,
             max_tokens=omit if self.official else prompt.max_tokens,
             stream=True,
@@ -98,6 +133,7 @@ class OpenAIProvider(SDKProvider):
                         progress.text_piece(piece)
                     if choice.finish_reason:
                         finished = True
+                        progress.cut = choice.finish_reason == "length"
         finally:
             # Cancelled or cut short: closing the unfinished response closes its HTTP/1.1
             # connection (the server sees the disconnect); open a spare in the background.
