@@ -283,10 +283,15 @@ def _stats_llm(llm: LlmReport) -> str:
         lines.append("no provider calls logged yet")
     for name, p in llm.providers.items():
         errors = ", ".join(f"{k} {v}" for k, v in p.errors.items())
+        refused = (
+            f" · contract failures *{_pct(p.contract.rate)}* of {p.contract.answered} answered"
+            if p.contract is not None
+            else ""
+        )
         lines.append(
             f"`{name}`: {p.requests} requests · {p.wins} wins · "
             f"{p.error_count} errors{f' ({errors})' if errors else ''} · "
-            f"p95 {p.latency_ms.p95:.0f} ms"
+            f"p95 {p.latency_ms.p95:.0f} ms{refused}"
         )
     return _lines(lines)
 

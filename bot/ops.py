@@ -94,6 +94,13 @@ class Metrics:
             ["provider", "kind"],
             registry=r,
         )
+        self.contract_failures = Gauge(
+            "sales_agent_contract_failure_rate",
+            "Answers the output contract refused (invalid or truncated) over answered requests, "
+            "in the engine's recent call log, by provider/model",
+            ["provider"],
+            registry=r,
+        )
         self.slack_errors = Counter(
             "sales_agent_slack_api_errors",
             "Slack Web API errors, by error code",
@@ -121,9 +128,12 @@ class Metrics:
 
     def set_provider_errors(self, report: StatsReport) -> None:
         self.provider_errors.clear()
+        self.contract_failures.clear()
         for name, p in report.llm.providers.items():
             for kind, n in p.errors.items():
                 self.provider_errors.labels(name, kind).set(n)
+            if p.contract is not None:
+                self.contract_failures.labels(name).set(p.contract.rate)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

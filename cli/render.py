@@ -110,10 +110,17 @@ def stats_text(report: StatsReport) -> str:
             f"latency {step:11} p50 {p.p50:.1f} ms  p95 {p.p95:.1f} ms  p99 {p.p99:.1f} ms"
         )
     for name, pr in report.llm.providers.items():
+        c = pr.contract
+        refused = (
+            f", contract failures {c.rate:.1%} of {c.answered} answered "
+            f"({c.invalid_output} invalid, {c.truncated} truncated)"
+            if c is not None
+            else ""
+        )
         lines.append(
             f"provider {name}: {pr.requests} requests, {pr.wins} wins, "
             f"{pr.cancelled} cancelled, {pr.error_count} errors, "
-            f"p95 {pr.latency_ms.p95:.0f} ms"
+            f"p95 {pr.latency_ms.p95:.0f} ms{refused}"
         )
     f = report.feedback
     lines.append(f"feedback: {f.positive} of {f.rated} positive")

@@ -115,6 +115,9 @@ class CallRecord:
     cost_usd: float = 0.0
     prompt: str = ""
     response: str = ""
+    # Why the call failed, in words: the contract's rejection ("detect: unknown situation
+    # 'x'"), "cut at max_tokens (...)", the API's error message. Empty for a win.
+    error: str = ""
 
 
 class ContextStore(Protocol):

@@ -9,6 +9,7 @@ in order).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -205,6 +206,47 @@ class ReconcileReport(_Json):
     triggers: Mapping[str, int]
 
 
+CONTRACT_FAILURES = ("invalid_output", "truncated")
+
+
+@dataclass(frozen=True, slots=True)
+class ContractFailures(_Json):
+    """Answers of one provider/model the contract refused: `invalid_output` + `truncated`
+    over the requests it answered (those two plus wins; timeouts and the like answered
+    nothing), with the most frequent rejection reasons (llm_calls.error), most first."""
+
+    answered: int
+    invalid_output: int
+    truncated: int
+    rate: float
+    reasons: Mapping[str, int]
+
+    @classmethod
+    def of(cls, calls: Sequence[CallRecord]) -> ContractFailures:
+        kinds = Counter(c.outcome.removeprefix("error:") for c in calls)
+        answered = kinds["win"] + sum(kinds[k] for k in CONTRACT_FAILURES)
+        refused = [c for c in calls if c.outcome.removeprefix("error:") in CONTRACT_FAILURES]
+        reasons = Counter(_reason(c.error) for c in refused if c.error)
+        return cls(
+            answered=answered,
+            invalid_output=kinds["invalid_output"],
+            truncated=kinds["truncated"],
+            rate=_rate(len(refused), answered),
+            reasons=dict(reasons.most_common(3)),
+        )
+
+
+def _reason(error: str) -> str:
+    """A rejection reason without what it quotes from the answer, so alike reasons count
+    together ("detect: unknown situation 'x'" and "... None" are one reason)."""
+    general = _SPECIFICS.sub("", error.split(" (", 1)[0])
+    return " ".join(general.split())[:80]
+
+
+# What a contract message quotes from the answer: a repr, None, a number.
+_SPECIFICS = re.compile(r"""'[^']*'|"[^"]*"|\bNone\b|-?\b\d+(?:\.\d+)?\b""")
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderReport(_Json):
     """One provider/model's calls in the call log."""
@@ -218,6 +260,7 @@ class ProviderReport(_Json):
     errors: Mapping[str, int]  # error kind -> calls
     error_count: int
     latency_ms: Percentiles  # of the calls that answered
+    contract: ContractFailures | None = None  # None: the offline tier (nothing was asked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +268,18 @@ class LlmReport:
     providers: Mapping[str, ProviderReport]  # "provider/model" -> figures
     live: LlmStats | None = None
 
+    @property
+    def contract_failure_rate(self) -> float:
+        """Refused answers over answered requests, over every provider."""
+        figures = [p.contract for p in self.providers.values() if p.contract is not None]
+        answered = sum(c.answered for c in figures)
+        return _rate(sum(c.invalid_output + c.truncated for c in figures), answered)
+
     def to_json(self) -> JsonObject:
-        out: JsonObject = {"providers": {k: p.to_json() for k, p in self.providers.items()}}
+        out: JsonObject = {
+            "providers": {k: p.to_json() for k, p in self.providers.items()},
+            "contract_failure_rate": self.contract_failure_rate,
+        }
         return out | (self.live.to_json() if self.live is not None else {})
 
 
@@ -337,6 +390,8 @@ def _providers(calls: Sequence[CallRecord]) -> dict[str, ProviderReport]:
             errors=dict(errors),
             error_count=sum(errors.values()),
             latency_ms=Percentiles.of(c.ms for c in answered),
+            # The offline tier logs its answers as "ok": nothing was asked of a model.
+            contract=None if all(c.outcome == "ok" for c in group) else ContractFailures.of(group),
         )
     return out
 

@@ -159,6 +159,12 @@ def _v9_slot_provenance(db: Database) -> None:
     db.table("slots").add_column("previous_message_id", str)
 
 
+def _v10_call_errors(db: Database) -> None:
+    # Why a provider call failed (the contract's rejection reason, the API's error), beside
+    # its outcome kind.
+    db.table("llm_calls").add_column("error", str)
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v1_threads,
     _v2_llm_calls,
@@ -169,6 +175,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v7_inbox_leases,
     _v8_knowledge,
     _v9_slot_provenance,
+    _v10_call_errors,
 )
 
 

@@ -25,6 +25,7 @@ import json
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
@@ -333,8 +334,8 @@ class PostgresStore:
             async with conn.cursor() as c:
                 await c.executemany(
                     "INSERT INTO llm_calls(at, step, provider, model, tier, outcome, ms, "
-                    "tokens_in, tokens_out, cost_usd, prompt, response) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    "tokens_in, tokens_out, cost_usd, prompt, response, error) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     [
                         (
                             r.at,
@@ -349,6 +350,7 @@ class PostgresStore:
                             r.cost_usd,
                             r.prompt,
                             r.response,
+                            r.error or None,
                         )
                         for r in records
                     ],
@@ -360,10 +362,10 @@ class PostgresStore:
         rows = await self._all(
             "recent_calls",
             "SELECT at, step, provider, model, tier, outcome, ms, tokens_in, tokens_out, "
-            "cost_usd FROM llm_calls ORDER BY id DESC LIMIT %s",
+            "cost_usd, error FROM llm_calls ORDER BY id DESC LIMIT %s",
             [limit],
         )
-        return [CallRecord(*row) for row in rows]
+        return [replace(CallRecord(*row[:10]), error=row[10] or "") for row in rows]
 
     # Helpers ---------------------------------------------------------------------------
 

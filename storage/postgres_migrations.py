@@ -59,6 +59,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # SQLite's v9: the value and message a correction replaced.
     ("ALTER TABLE slots ADD COLUMN previous_value text, ADD COLUMN previous_message_id text",),
+    # Why a provider call failed, beside its outcome kind.
+    ("ALTER TABLE llm_calls ADD COLUMN error text",),
 )
 
 

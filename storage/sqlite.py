@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -190,8 +191,8 @@ class SqliteStore:
             with self.db.conn:
                 self.db.conn.executemany(
                     "INSERT INTO llm_calls(at, step, provider, model, tier, outcome, ms, "
-                    "tokens_in, tokens_out, cost_usd, prompt, response) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "tokens_in, tokens_out, cost_usd, prompt, response, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             r.at,
@@ -206,6 +207,7 @@ class SqliteStore:
                             r.cost_usd,
                             r.prompt,
                             r.response,
+                            r.error or None,
                         )
                         for r in records
                     ],
@@ -217,10 +219,10 @@ class SqliteStore:
         def read() -> list[CallRecord]:
             rows = self.db.execute(
                 "SELECT at, step, provider, model, tier, outcome, ms, tokens_in, tokens_out, "
-                "cost_usd FROM llm_calls ORDER BY id DESC LIMIT ?",
+                "cost_usd, error FROM llm_calls ORDER BY id DESC LIMIT ?",
                 [limit],
             ).fetchall()
-            return [CallRecord(*row) for row in rows]
+            return [replace(CallRecord(*row[:10]), error=row[10] or "") for row in rows]
 
         return await self.run(read)
 

@@ -58,7 +58,9 @@ class Stopwatch(SDKProvider):
     patience_s = 2.0
     server: FakeLLMServer
 
-    async def _stream(self, prompt: Prompt, timeout: float, progress: Progress) -> None:
+    async def _stream(
+        self, prompt: Prompt, timeout: float, progress: Progress, structured: object
+    ) -> None:
         with contextlib.suppress(TimeoutError):  # (a broken pool never gets them there)
             await self.server.wait_for(
                 lambda s: len(losers(s)) >= self.target, timeout=self.patience_s

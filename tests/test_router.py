@@ -285,7 +285,7 @@ async def test_stats_add_up(kit: Kit) -> None:
 
 async def test_router_never_raises_even_when_a_provider_misbehaves(kit: Kit) -> None:
     class Broken(type(kit.anthropic())):  # type: ignore[misc]
-        async def _stream(self, prompt: object, timeout: float, progress: object) -> None:
+        async def _stream(self, *args: object) -> None:
             raise RuntimeError("a bug in an adapter")
 
     good = kit.anthropic()

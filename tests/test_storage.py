@@ -104,11 +104,16 @@ async def test_feedback_answers_and_the_call_log(backend: Backend) -> None:
     records = [
         CallRecord(1.0, "capture", "openai", "gpt-4o-mini", "fast", "win", 310.5, 120, 30, 0.001),
         CallRecord(2.0, "detect", "anthropic", "haiku", "fast", "cancelled", 95.0),
+        # The rejection reason is kept beside the outcome kind.
+        CallRecord(
+            3.0, "detect", "local", "smol", "fast", "error:invalid_output", 40.0,
+            error="detect: unknown situation 'sales'",
+        ),
     ]
     await store.log_calls(records)
     await store.log_calls([])
     assert list(await store.recent_calls(10)) == records[::-1]  # newest first
-    assert list(await store.recent_calls(1)) == records[1:]
+    assert list(await store.recent_calls(1)) == records[2:]
     await store.close()
 
 

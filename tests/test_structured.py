@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from devtools.fake_llm import FakeLLMServer, ParsedRequest, default_answerer
 from engine.errors import ProviderError
@@ -20,22 +18,9 @@ from engine.llm.pool import Pool, http_client
 from engine.llm.providers.openai import OpenAIProvider, openai_client
 from engine.model import Capture, Detection, Draft
 from engine.settings import Settings, SettingsError
-from tests.test_providers import GPT4O, HAIKU, Kit, generations, request
+from tests.llm_kit import GPT4O, HAIKU, Kit, generations, request
 
 pytestmark = pytest.mark.timeout(20)
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer(latency_profile="zero", time_scale=0) as srv:
-        yield srv
-
-
-@pytest_asyncio.fixture
-async def kit(server: FakeLLMServer) -> AsyncIterator[Kit]:
-    k = Kit(server)
-    yield k
-    await k.close()
 
 
 def compatible(kit: Kit, structured: str = "json_schema") -> OpenAIProvider:

@@ -612,6 +612,12 @@ def _record(
             tokens_in = progress.tokens_in or prompt.tokens
             tokens_out = progress.tokens_out or (count_tokens(text) if text else 0)
         cost = provider.cost(tokens_in, tokens_out)
+    if attempt.error is not None:
+        error = str(attempt.error)
+    elif outcome == "error:timeout":
+        error = "cut by the deadline" + (" before its first token" if not progress.parts else "")
+    else:
+        error = ""
     return CallRecord(
         at=attempt.at,
         step=request.step,
@@ -625,6 +631,7 @@ def _record(
         cost_usd=cost,
         prompt=prompt.text,
         response=text,
+        error=error,
     )
 
 
