@@ -86,7 +86,8 @@ SHAPE = {
     ],
     "reconcile": ["turns", "reconciled", "rate", "triggers"],
     "llm": [
-        "providers", "mode", "budget_s", "requests", "attempts", "outcomes", "extra_requests",
+        "providers", "contract_failure_rate", "mode", "budget_s", "requests", "attempts",
+        "outcomes", "extra_requests",
         "fallbacks", "budget_exceeded", "skipped_open_circuit", "circuits", "rate_limited_for_s",
         "ttft_p90_ms", "tier_requests", "call_log", "pools", "tiering",
     ],
@@ -120,8 +121,17 @@ def test_the_json_keeps_the_shape_stats_json_has_always_printed() -> None:
         "errors": {},
         "error_count": 0,
         "latency_ms": {"p50": 10.0, "p95": 10.0, "p99": 10.0},
+        # Added with the contract-failure rate: answers the contract refused, of those given.
+        "contract": {
+            "answered": 1,
+            "invalid_output": 0,
+            "truncated": 0,
+            "rate": 0.0,
+            "reasons": {},
+        },
     }
     assert doc["llm"]["providers"]["openai/mini"]["errors"] == {"timeout": 1}
+    assert doc["llm"]["contract_failure_rate"] == 0.0
     assert doc["llm"]["tiering"] == {
         "decisions": 3,
         "fast": 2,
@@ -142,9 +152,10 @@ def test_the_json_keeps_the_shape_stats_json_has_always_printed() -> None:
 def test_without_live_parts_the_cache_says_disabled_and_the_llm_has_only_providers() -> None:
     doc = build_report(TURNS, CALLS).to_json()
     assert doc["cache"]["enabled"] is False and "size" not in doc["cache"]
-    assert list(doc["llm"]) == ["providers"]
+    assert list(doc["llm"]) == ["providers", "contract_failure_rate"]
     offline = build_report([], [], llm=LlmStats(None, tiering=TIERING)).to_json()["llm"]
-    assert list(offline) == ["providers", "mode", "tiering"] and offline["mode"] == "offline"
+    assert list(offline) == ["providers", "contract_failure_rate", "mode", "tiering"]
+    assert offline["mode"] == "offline"
 
 
 def test_quantile_interpolates_as_numpy_does() -> None:

@@ -150,7 +150,7 @@ SQLITE_SCHEMA = (
         'CREATE TABLE "llm_calls" ( "id" INTEGER PRIMARY KEY, "at" REAL, "step" TEXT, '
         '"provider" TEXT, "model" TEXT, "tier" TEXT, "outcome" TEXT, "ms" REAL, '
         '"tokens_in" INTEGER, "tokens_out" INTEGER, "cost_usd" REAL, "prompt" TEXT, '
-        '"response" TEXT )'
+        '"response" TEXT , "error" TEXT)'
     ),
     (
         'CREATE TABLE "messages" ( "id" TEXT PRIMARY KEY, "thread_key" TEXT, "author" TEXT, '

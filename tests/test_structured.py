@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devtools.fake_llm import FakeLLMServer, ParsedRequest, default_answerer
+from devtools.fake_llm import ParsedRequest, default_answerer
 from engine.errors import ProviderError
 from engine.llm import prompts, schemas
 from engine.llm.pool import Pool, http_client
