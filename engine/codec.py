@@ -67,4 +67,6 @@ def call_to_dict(c: StepCall) -> dict[str, Any]:
         "tokens_out": c.tokens_out,
         "fallback": c.fallback,
         "ttft_ms": None if c.ttft_ms is None else round(c.ttft_ms, 3),
+        "waited_ms": round(c.waited_ms, 3),
+        "fallback_reason": c.fallback_reason,
     }

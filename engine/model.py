@@ -133,6 +133,15 @@ class StepCall:
     fallback: bool = False
     # From the step's start to the answer's first streamed token; None when nothing streamed.
     ttft_ms: float | None = None
+    # An offline-tier fallback only: the time spent on providers before it answered (its own
+    # time is `ms`), and why they did not: "unavailable" or "answered_badly".
+    waited_ms: float = 0.0
+    fallback_reason: str | None = None
+
+    @property
+    def elapsed_ms(self) -> float:
+        """The step as the rep waited for it."""
+        return self.ms + self.waited_ms
 
 
 @dataclass(frozen=True, slots=True)

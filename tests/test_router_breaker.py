@@ -57,3 +57,20 @@ def test_cancelled_calls_are_no_verdict_and_free_the_probe() -> None:
     assert b.acquire()
     b.release()  # the probe lost a race: no verdict, the next call may probe
     assert b.state == "half_open" and b.acquire()
+
+
+def test_down_and_bad_answers_are_counted_apart_and_say_why_it_opened() -> None:
+    b = CircuitBreaker(clock=Clock())
+    for _ in range(4):
+        b.failure("down")
+    b.failure("bad")  # five failures in a row, but not five of one kind
+    assert b.state == "closed"
+    for _ in range(4):
+        b.failure("bad")
+    assert b.state == "open" and b.opened_for == "bad"
+    snap = b.snapshot()
+    assert snap["opened_for"] == "bad" and snap["times_opened"] == 1
+    b2 = CircuitBreaker(clock=Clock())
+    for _ in range(5):
+        b2.failure()  # the default kind: down
+    assert b2.opened_for == "down"

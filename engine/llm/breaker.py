@@ -7,8 +7,15 @@ open      -> no calls until `cooldown_s` has passed.
 half_open -> one probe call at a time; success closes the breaker (with a clean window),
              failure opens it again for another cooldown.
 
-Cancelled calls (race losers) are neither successes nor failures. Rate limits are handled by
-the router's Retry-After cooldown, not here.
+Two kinds of failure, counted apart: "down" (timeouts, 5xx, broken connections: the provider
+could not answer) and "bad" (it answered, but the contract refused the answer: invalid or
+truncated output). Each kind has its own consecutive count and window share, so three timeouts
+and two bad answers are not five of one thing; whichever kind opens the breaker is its
+`opened_for`, which the router passes on so the card can say "unavailable" or "answered badly".
+
+Race losers are neither successes nor failures (a hedge loser that never wrote a token is a
+timeout: the router reports it as "down"). Rate limits are handled by the router's Retry-After
+cooldown, not here.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 State = Literal["closed", "open", "half_open"]
+# Could not answer, or answered with something the contract refused.
+Failure = Literal["down", "bad"]
 
 
 class CircuitBreaker:
@@ -41,8 +50,9 @@ class CircuitBreaker:
         self.state: State = "closed"
         self.opened_at = 0.0
         self.times_opened = 0
-        self._results: deque[bool] = deque(maxlen=window)  # True = failure
-        self._consecutive = 0
+        self.opened_for: Failure | None = None
+        self._results: deque[Failure | None] = deque(maxlen=window)  # None = success
+        self._consecutive: dict[Failure, int] = {"down": 0, "bad": 0}
         self._probing = False
 
     def available(self) -> bool:
@@ -69,33 +79,35 @@ class CircuitBreaker:
     def success(self) -> None:
         if self.state != "closed":
             self.state = "closed"
+            self.opened_for = None
             self._results.clear()
         self._probing = False
-        self._consecutive = 0
-        self._results.append(False)
+        self._consecutive = {"down": 0, "bad": 0}
+        self._results.append(None)
 
-    def failure(self) -> None:
+    def failure(self, kind: Failure = "down") -> None:
         self._probing = False
         if self.state != "closed":
-            self._open()
+            self._open(kind)
             return
-        self._consecutive += 1
-        self._results.append(True)
-        failed = sum(self._results)
-        if self._consecutive >= self.max_consecutive or (
+        self._consecutive[kind] += 1
+        self._results.append(kind)
+        failed = sum(1 for r in self._results if r == kind)
+        if self._consecutive[kind] >= self.max_consecutive or (
             len(self._results) >= self.min_calls and failed >= self.error_rate * len(self._results)
         ):
-            self._open()
+            self._open(kind)
 
     def release(self) -> None:
         """A call that took permission ended without a verdict (cancelled)."""
         self._probing = False
 
-    def _open(self) -> None:
+    def _open(self, kind: Failure) -> None:
         self.state = "open"
+        self.opened_for = kind
         self.opened_at = self.clock()
         self.times_opened += 1
-        self._consecutive = 0
+        self._consecutive = {"down": 0, "bad": 0}
         self._results.clear()
 
     def snapshot(self) -> dict[str, Any]:
@@ -105,7 +117,9 @@ class CircuitBreaker:
         return {
             "state": state,
             "recent_calls": len(self._results),
-            "recent_failures": sum(self._results),
-            "consecutive_failures": self._consecutive,
+            "recent_failures": sum(1 for r in self._results if r is not None),
+            "recent_bad_answers": sum(1 for r in self._results if r == "bad"),
+            "consecutive_failures": max(self._consecutive.values()),
             "times_opened": self.times_opened,
+            "opened_for": self.opened_for,
         }

@@ -25,7 +25,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from ..knowledge.chunk import Chunk
@@ -47,6 +47,7 @@ TERSE_MAX_TOKENS: Mapping[str, int] = {**MAX_TOKENS, "generate": 130}
 TEMPERATURE: Mapping[str, float] = {"capture": 0.0, "detect": 0.0, "generate": 0.5}
 
 DATA_TAGS = (
+    "rejected_answer",
     "prospect_message",
     "deal_context",
     "history",
@@ -94,6 +95,19 @@ def build(request: StepRequest) -> Prompt:
         max_tokens=(TERSE_MAX_TOKENS if request.style == "terse" else MAX_TOKENS)[step],
         temperature=TEMPERATURE[step],
     )
+
+
+def reask(prompt: Prompt, rejection: str) -> Prompt:
+    """The same request once more, after an answer the contract refused: the system prompt
+    unchanged (the provider's prefix cache still applies), the user turn followed by the
+    validation error. Our words, outside the data tags; the error names our contract, never
+    the prospect's text, so nothing from the message is replayed as an instruction."""
+    note = (
+        f"<rejected_answer>An earlier answer to this request was rejected: "
+        f"{neutralise(rejection)[:300]}. Answer again with one JSON object that follows the "
+        f"format exactly.</rejected_answer>"
+    )
+    return replace(prompt, user=f"{prompt.user}\n{note}")
 
 
 def repeats_prompt(system: str, answer: str) -> bool:
@@ -341,8 +355,6 @@ _EXAMPLE = StepRequest(
 
 def token_report() -> list[TokenRow]:
     """Instruction tokens per step and style, plus the user turn of one typical message."""
-    from dataclasses import replace
-
     from ..model import Detection
     from ..playbook import default_playbook
 

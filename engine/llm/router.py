@@ -23,9 +23,13 @@ has failed, the offline tier answers and the StepCall says `fallback=True`. `com
 raises (except cancellation from the caller).
 
 Every request sent is logged through the CallLog port, by a background batch writer: outcome
-"win", "cancelled" (a loser, or a call abandoned because its caller went away) or
-"error:<kind>" (a call cut by the step budget is "error:timeout"); an offline-tier answer is
-logged as provider "offline" with outcome "ok".
+"win", "cancelled" (a race loser, or a call abandoned because its caller went away) or
+"error:<kind>" with the reason in words (a call cut by the budget, or a hedge loser that never
+wrote a token, is "error:timeout" and a failure for its breaker: a provider that keeps hanging
+is taken out of rotation); an offline-tier answer is logged as provider "offline" with outcome
+"ok" and only its own time: the wait for the providers is in their rows. The fallback's
+StepCall says why (`fallback_reason`): "answered_badly" when a provider answered and the
+contract refused it, else "unavailable".
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from ..ports import CallRecord, StepRequest, StepResult
 from ..settings import RouterMode
 from ..stats import ExtraRequests, RouterStats, quantile
 from . import prompts
-from .breaker import CircuitBreaker
+from .breaker import CircuitBreaker, Failure
 from .offline import OfflineProvider
 from .prompts import Prompt, count_tokens
 from .recorder import CallRecorder
@@ -57,6 +61,8 @@ log = logging.getLogger(__name__)
 RETRYABLE: frozenset[ErrorKind] = frozenset(
     {"server", "connection", "invalid_output", "truncated", "rate_limit"}
 )
+# The provider answered, but the contract refused it: "answering badly", not "down".
+CONTRACT_KINDS: frozenset[ErrorKind] = frozenset({"invalid_output", "truncated"})
 
 
 @dataclass(frozen=True)
@@ -88,13 +94,18 @@ class _Attempt:
         "outcome",
         "probe",
         "progress",
+        "prompt",
         "provider",
         "started",
     )
 
-    def __init__(self, provider: StreamingProvider, probe: bool = False) -> None:
+    def __init__(
+        self, provider: StreamingProvider, probe: bool = False, prompt: Prompt | None = None
+    ) -> None:
         self.provider = provider
         self.probe = probe
+        # What was sent, when it is not the request's prompt (a re-ask).
+        self.prompt = prompt
         self.at = time.time()
         self.started = time.perf_counter()
         self.progress = Progress()
@@ -170,8 +181,10 @@ class Router:
         self.counts["requests"] += 1
         self.tiers[request.tier] += 1
         prompt = prompts.build(request)
+        route: _Route | None = None
         try:
-            result = await _Route(self, request, prompt, started).run()
+            route = _Route(self, request, prompt, started)
+            result = await route.run()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -179,7 +192,8 @@ class Router:
             result = None
         if result is not None:
             return result
-        return self._offline(request, prompt, started)
+        bad = route is not None and "bad" in route.failed
+        return self._offline(request, prompt, started, "answered_badly" if bad else "unavailable")
 
     # Routing (one request's transitions are in _Route) ---------------------------------------
 
@@ -262,21 +276,25 @@ class Router:
         attempt.logged = True
         outcome = attempt.outcome or "cancelled"
         self._verdict(attempt, request, outcome, done)
-        self.recorder.add(_record(attempt, request, prompt, outcome, done))
+        self.recorder.add(_record(attempt, request, attempt.prompt or prompt, outcome, done))
 
     def _verdict(
         self, attempt: _Attempt, request: StepRequest, outcome: str, done: Completion | None
     ) -> None:
         """What the attempt says about its provider: breaker, TTFT sample, outcome counts."""
         breaker = self.breakers[attempt.provider.key]
+        kind = outcome.removeprefix("error:")
         if outcome == "win" or (done is not None and outcome == "cancelled"):
             breaker.success()
-        elif outcome.startswith("error:") and outcome not in ("error:rate_limit", "error:timeout"):
-            breaker.failure()
-        elif outcome == "error:timeout" and attempt.progress.first_token_at is None:
-            breaker.failure()  # no token within the whole budget: a failure of its own
-        else:
+        elif not outcome.startswith("error:") or kind == "rate_limit":
             breaker.release()
+        elif kind in CONTRACT_KINDS:
+            breaker.failure("bad")
+        elif kind != "timeout" or attempt.progress.first_token_at is None:
+            # (A timeout with no token at all: it kept us waiting for nothing.)
+            breaker.failure("down")
+        else:
+            breaker.release()  # it was writing when the budget ran out
         first_token_at = attempt.progress.first_token_at
         if first_token_at is not None:
             key = (attempt.provider.key, request.step, request.tier)
@@ -286,10 +304,22 @@ class Router:
             samples.add(first_token_at - attempt.started)
         self.outcomes[outcome.split(":", 1)[0]] += 1
 
-    def _offline(self, request: StepRequest, prompt: Prompt, started: float) -> StepResult:
+    def _offline(
+        self, request: StepRequest, prompt: Prompt, started: float, reason: str
+    ) -> StepResult:
+        """The offline tier answers. Its StepCall and log row carry its own time; the time
+        spent waiting for providers before it is `waited_ms`, and in their own rows."""
         self.counts["fallbacks"] += 1
+        began = time.perf_counter()
         result = self.fallback.complete_now(request)
-        call = replace(result.call, ms=(time.perf_counter() - started) * 1000, fallback=True)
+        ended = time.perf_counter()
+        call = replace(
+            result.call,
+            ms=(ended - began) * 1000,
+            waited_ms=(began - started) * 1000,
+            fallback=True,
+            fallback_reason=reason,
+        )
         self.recorder.add(
             CallRecord(
                 at=time.time(),
@@ -369,10 +399,20 @@ class _Route:
         self.deadline = started + self.cfg.budget_s
         if request.deadline is not None:  # the turn's budget, shared by its steps
             self.deadline = min(self.deadline, request.deadline)
-        ready, self.deferred, self.probes = router._chain(request, started)
+        ready, deferred, self.probes = router._chain(request, started)
+        # (when, provider, the prompt to send: None for the request's own)
+        self.deferred: list[tuple[float, StreamingProvider, Prompt | None]] = [
+            (when, provider, None) for when, provider in deferred
+        ]
         self.queue = deque(ready)
         self.running: dict[asyncio.Task[Completion], _Attempt] = {}
         self.tries: Counter[str] = Counter()
+        # How this request's calls failed: "down" (no answer) and/or "bad" (refused answers).
+        self.failed: set[Failure] = set()
+        # The latest answer the contract refused, and whether the one re-ask carrying its
+        # validation error has been sent.
+        self.rejection: ProviderError | None = None
+        self.reasked = False
         # The attempt a hedge would back up: the latest one without its first token.
         self.watched: _Attempt | None = None
         # Generate's reply streams out from the first attempt that writes some of it.
@@ -412,6 +452,13 @@ class _Route:
         """False when every breaker is open; with nothing healthy, the probe is the request."""
         if not (self.queue or self.probes or self.deferred):
             self.router.counts["all_circuits_open"] += 1
+            # Why they are open is why nobody answers this request.
+            providers = self.router.routes.get(self.request.tier) or ()
+            self.failed = {
+                b.opened_for
+                for b in (self.router.breakers[p.key] for p in providers)
+                if b.opened_for is not None
+            }
             return False
         if not self.queue:
             self.queue, self.probes = deque(self.probes), []
@@ -430,17 +477,21 @@ class _Route:
             if self.launch(provider, probe=True) is not None:
                 self.router.counts["probes"] += 1
 
-    def launch(self, provider: StreamingProvider, *, probe: bool = False) -> _Attempt | None:
+    def launch(
+        self, provider: StreamingProvider, *, probe: bool = False, prompt: Prompt | None = None
+    ) -> _Attempt | None:
         """Start one call, if the provider's breaker lets it."""
         router = self.router
         if not router.breakers[provider.key].acquire():
             return None
-        attempt = _Attempt(provider, probe)
+        attempt = _Attempt(provider, probe, prompt)
         if self.tap is not None:
             self.tap.attach(attempt.progress, attempt)
         task = asyncio.get_running_loop().create_task(
             provider.run(
-                self.prompt, timeout=self.deadline - attempt.started, progress=attempt.progress
+                prompt or self.prompt,
+                timeout=self.deadline - attempt.started,
+                progress=attempt.progress,
             )
         )
         self.running[task] = attempt
@@ -449,11 +500,20 @@ class _Route:
         return attempt
 
     def launch_next(self) -> _Attempt | None:
+        """The next provider in line; after a refused answer, it gets the one re-ask."""
         while self.queue:
-            attempt = self.launch(self.queue.popleft())
+            attempt = self.launch(self.queue.popleft(), prompt=self.reask())
             if attempt is not None:
                 return attempt
         return None
+
+    def reask(self) -> Prompt | None:
+        """The re-ask prompt (the request's, with the validation error), once per request;
+        None when nothing was refused or the re-ask has gone out."""
+        if self.rejection is None or self.reasked:
+            return None
+        self.reasked = True
+        return prompts.reask(self.prompt, str(self.rejection))
 
     def hedge(self, now: float) -> float | None:
         """In hedge mode, back the watched attempt up once its delay passes without a first
@@ -498,8 +558,16 @@ class _Route:
         return None
 
     def done(self, attempt: _Attempt, completion: Completion) -> StepResult:
-        """The first valid answer wins; everything else still running is cancelled."""
+        """The first valid answer wins; everything else still running is cancelled. In hedge
+        mode an earlier attempt that has not written a token was hedged for being slow: it
+        lost by timing out, and its breaker hears so."""
         attempt.outcome = "win"
+        if self.cfg.mode == "hedge":
+            for other in self.running.values():
+                if other.started < attempt.started and other.progress.first_token_at is None:
+                    other.error = CallFailed(
+                        "timeout", "no first token before a later hedge answered"
+                    )
         self.abandon("cancelled")
         self.router._finish(attempt, self.request, self.prompt, completion)
         provider = attempt.provider
@@ -519,20 +587,31 @@ class _Route:
 
     def fail(self, attempt: _Attempt, failure: ProviderError) -> None:
         """Record the failure; a 429 cools its provider down; a retryable error earns one more
-        try after the others; then, outside race mode, fail over to the next provider."""
+        try after the others; then, outside race mode, fail over to the next provider.
+
+        A refused answer (invalid or truncated) earns ONE re-ask per request, carrying the
+        validation error: on the next provider in line if one is healthy (the fail-over
+        below), on the same provider only when it is alone, and only inside the deadline."""
         attempt.error = failure
         attempt.outcome = f"error:{failure.kind}"
+        contract = failure.kind in CONTRACT_KINDS
+        self.failed.add("bad" if contract else "down")
         self.router._finish(attempt, self.request, self.prompt)
         now = time.perf_counter()
         cfg, key = self.cfg, attempt.provider.key
         retry = self.tries[key] <= cfg.retries_per_provider
-        if failure.kind == "rate_limit":
+        if contract:
+            self.rejection = failure
+            alone = not self.queue and not any(not a.probe for a in self.running.values())
+            if alone and not self.reasked:
+                self.deferred.append((now + cfg.retry_backoff_s, attempt.provider, self.reask()))
+        elif failure.kind == "rate_limit":
             wait = cfg.default_retry_after_s if failure.retry_after is None else failure.retry_after
             self.router._cooldown[key] = now + wait
             if retry:
-                self.deferred.append((now + wait, attempt.provider))
+                self.deferred.append((now + wait, attempt.provider, None))
         elif failure.kind in RETRYABLE and retry:
-            self.deferred.append((now + cfg.retry_backoff_s, attempt.provider))
+            self.deferred.append((now + cfg.retry_backoff_s, attempt.provider, None))
         if cfg.mode != "race" and all(a.probe for a in self.running.values()):
             self.fail_over()
 
@@ -546,23 +625,23 @@ class _Route:
     async def retry_deferred(self, now: float) -> bool:
         """Everything tried has failed: what is left waits for its cooldown or backoff, if
         that ends inside the budget. False when nothing is left."""
-        self.deferred = [
-            (t, p) for t, p in self.deferred if t < self.deadline - self.cfg.min_attempt_s
-        ]
+        self.deferred = [d for d in self.deferred if d[0] < self.deadline - self.cfg.min_attempt_s]
         if not self.deferred:
             return False
-        self.deferred.sort(key=lambda tp: tp[0])
-        when, provider = self.deferred[0]
+        self.deferred.sort(key=lambda d: d[0])
+        when, provider, prompt = self.deferred[0]
         if when > now:
             await asyncio.sleep(when - now)
             return True
         self.deferred.pop(0)
         self.router.counts["retries"] += 1
-        self.watched = self.launch(provider)
+        self.watched = self.launch(provider, prompt=prompt)
         return True
 
     def out_of_time(self) -> None:
         """The budget is spent: cancel what runs; the offline tier answers."""
+        if self.running:
+            self.failed.add("down")
         self.abandon("error:timeout")
         self.router.counts["budget_exceeded"] += 1
 
@@ -571,7 +650,7 @@ class _Route:
         stream closed), in the background, so the winner does not wait for it."""
         router = self.router
         for task, attempt in list(self.running.items()):
-            attempt.outcome = outcome
+            attempt.outcome = outcome if attempt.error is None else f"error:{attempt.error.kind}"
             if task.done():
                 if not task.cancelled() and task.exception() is not None:
                     attempt.error = as_provider_error(task.exception() or Exception())

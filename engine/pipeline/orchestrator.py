@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -214,8 +214,8 @@ class Engine:
                 vendors,
             ),
         )
-        step_ms["capture"] = cap_result.call.ms
-        step_ms["detect"] = det_result.call.ms
+        step_ms["capture"] = cap_result.call.elapsed_ms
+        step_ms["detect"] = det_result.call.elapsed_ms
         merged = merge_slots(before, captured.slots)
         fired = reconcile.triggers(
             detection,
@@ -308,8 +308,7 @@ class Engine:
         reply.finish(draft.reply)
         step_ms = dict(analysis.step_ms) | {"generate": gen_ms}
         calls = (*(r.call for r in analysis.results), gen_result.call)
-        if any(call.fallback for call in calls):
-            notes += ("LLM providers were unavailable: the offline playbook answered.",)
+        notes += fallback_notes(calls)
         return self._suggestion(
             turn,
             analysis.detection,
@@ -560,3 +559,16 @@ def _abandon(task: asyncio.Future[Any]) -> None:
 
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000
+
+
+def fallback_notes(calls: Iterable[StepCall]) -> tuple[str, ...]:
+    """The card's word on an offline-tier answer: whether the providers could not answer, or
+    answered with something the contract refused (a weak model is not an outage)."""
+    reasons = {call.fallback_reason for call in calls if call.fallback}
+    if not reasons:
+        return ()
+    if reasons == {"answered_badly"}:
+        return ("LLM providers answered badly: the offline playbook answered.",)
+    if "answered_badly" in reasons:
+        return ("LLM providers were unavailable or answered badly: the offline playbook answered.",)
+    return ("LLM providers were unavailable: the offline playbook answered.",)
