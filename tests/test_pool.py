@@ -30,7 +30,7 @@ from engine.llm.providers.anthropic import AnthropicProvider, anthropic_client
 from engine.llm.providers.openai import OpenAIProvider, openai_client
 from engine.llm.streaming import Progress
 from engine.model import Detection
-from tests.llm_kit import GPT4O, Kit, request
+from tests.llm_kit import GPT4O, Kit, generations, request
 
 pytestmark = pytest.mark.timeout(45)
 
@@ -180,3 +180,24 @@ async def test_pooled_clients_keep_one_connection_and_fresh_opens_one_per_call(
     opened = tls_server.connections_accepted - before
     assert opened == (0 if connections == 1 else connections)
     await pool.aclose()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_retried_at_once(kit: Kit) -> None:
+    """The server hangs up on a kept-alive connection (its idle timeout), and again as the
+    next request arrives on a reused one: each request is sent again at once on a new
+    connection, and nothing counts against the provider."""
+    provider = kit.openai()
+    router = kit.router([provider], mode="single")
+    assert not (await router.complete(request())).call.fallback
+    assert await kit.server.close_idle_connections() == 1
+    assert not (await router.complete(request())).call.fallback  # (the pool saw the close)
+    # The race: the request goes out on a pooled connection the server is closing.
+    kit.server.faults.add("drop_connection")
+    assert not (await router.complete(request())).call.fallback
+    await router.aclose()
+    dropped, resent = generations(kit.server)[-2:]
+    assert dropped.outcome == "fault:drop_connection" and not dropped.new_connection
+    assert resent.outcome == "ok" and resent.new_connection
+    assert [r.outcome for r in kit.log.records] == ["win"] * 3
+    assert router.breakers[provider.key].snapshot()["recent_failures"] == 0
+    assert provider.pool.snapshot()["stale_retries"] == 1

@@ -182,6 +182,16 @@ class _AiohttpFrontend:
             return _DroppedResponse()
         return tx.response
 
+    def close_idle(self) -> int:
+        """Close every kept-alive connection with no request in progress, as a server does
+        when its idle timeout fires; returns how many."""
+        idle = [h for h in self.conns if not getattr(h, "_request_in_progress", False)]
+        for handler in idle:
+            transport = getattr(handler, "transport", None)
+            if transport is not None:
+                transport.close()
+        return len(idle)
+
     async def close(self) -> None:
         if self._runner is not None:
             inflight = list(self._inflight)
@@ -583,6 +593,13 @@ class FakeLLMServer:
     @property
     def connections_accepted(self) -> int:
         return self.core.connections_accepted
+
+    async def close_idle_connections(self) -> int:
+        """Close the idle keep-alive connections of the HTTP/1.1 front-end (a server's idle
+        timeout): a client pool still holds them until it tries one. Returns how many."""
+        closed = self._h1.close_idle() if self._h1 is not None else 0
+        await asyncio.sleep(0)  # let the transports finish closing
+        return closed
 
     @property
     def connections(self) -> list[Connection]:

@@ -30,6 +30,13 @@ The per-call difference between the HTTP/1.1 clients is small (zero-latency fake
 p50: httpx2 1.3-2.1 ms, aiohttp 0.9-1.5 ms), so we stay on the SDKs' own stack (httpx2);
 `kind="aiohttp"` is available, and `kind="h2"` is kept only so the hazard stays measurable.
 `kind="fresh"` opens a new connection per call: the benchmark's "no pool" baseline.
+
+A kept-alive connection the server closed while it sat idle (load balancers close them after
+60-90 s; llama-server and vLLM sooner) is retried at once on a new connection, below the SDK:
+when a request sent on a reused connection gets no response at all (the server hung up first),
+`StaleRetry` sends it again, once, and the provider never sees an error (nothing counts
+against it; `stale_retries` in the pool's figures says how often). A request on a fresh
+connection that gets no response is a real connection failure and is not retried here.
 """
 
 from __future__ import annotations
@@ -77,14 +84,44 @@ def http_client(
             verify=verify, limits=limits, timeout=timeout
         )
         return client
-    return httpx2.AsyncClient(
-        http1=True,
-        http2=kind == "h2",
-        verify=verify,
-        limits=limits,
-        timeout=timeout,
-        follow_redirects=True,
+    transport = httpx2.AsyncHTTPTransport(
+        http1=True, http2=kind == "h2", verify=verify, limits=limits
     )
+    return httpx2.AsyncClient(
+        transport=StaleRetry(transport), timeout=timeout, follow_redirects=True
+    )
+
+
+class StaleRetry(httpx2.AsyncBaseTransport):
+    """Sends a request again, once, when it went out on a reused connection and the server
+    hung up without any response: the connection had been closed while idle in the pool.
+    One pool serves one endpoint, so an idle connection in it is one this request reuses."""
+
+    def __init__(self, inner: httpx2.AsyncHTTPTransport) -> None:
+        self.inner = inner
+        self.retried = 0
+
+    @property
+    def _pool(self) -> Any:  # what Pool.snapshot reads
+        return getattr(self.inner, "_pool", None)
+
+    def _reusing(self) -> bool:
+        connections = getattr(self._pool, "connections", ())
+        return any(c.is_idle() for c in connections)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        reused = self._reusing()
+        try:
+            return await self.inner.handle_async_request(request)
+        except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError) as exc:
+            if not reused:
+                raise
+            self.retried += 1
+            log.info("a pooled connection was closed by the server (%s); retrying at once", exc)
+            return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class Pool:
@@ -158,6 +195,9 @@ class Pool:
             out["replenished"] = self.replenished
         if self.warmup_failures:
             out["warmup_failures"] = self.warmup_failures
+        transport = getattr(self.client, "_transport", None)
+        if isinstance(transport, StaleRetry) and transport.retried:
+            out["stale_retries"] = transport.retried
         pool = getattr(getattr(self.client, "_transport", None), "_pool", None)
         if pool is None:
             return out
