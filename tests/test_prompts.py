@@ -49,3 +49,17 @@ def test_capture_budget_holds_the_longest_strict_answer() -> None:
     longest = max(SITUATIONS, key=len)
     detect = {"situation": longest, "confidence": 0.85, "secondary": longest}
     assert count_tokens(json.dumps(detect, indent=2)) * 2 <= MAX_TOKENS["detect"]
+
+
+def test_generate_budget_holds_the_longest_answer_the_lenient_schema_allows() -> None:
+    """A grammar-constrained model stops at the schema's maxLength: at that length the
+    answer still fits generate's budget, so a rambling reply is bounded, not cut."""
+    import json
+
+    from engine.llm import schemas
+    from engine.llm.prompts import MAX_TOKENS, count_tokens
+
+    props = schemas.schema("generate")["properties"]
+    longest = {name: "x" * spec["maxLength"] for name, spec in props.items()}
+    assert count_tokens(json.dumps(longest, indent=2)) * 1.5 <= MAX_TOKENS["generate"]
+    assert "maxLength" not in schemas.schema("generate", strict=True)["properties"]["reply"]

@@ -6,7 +6,10 @@ labels or slot names, and `engine.contract` still validates whatever comes back.
 
 `strict=True` is OpenAI's strict mode: every property listed in `required` (absent slots are
 `null`) and `additionalProperties: false` everywhere. Without it, slots are optional, so a
-grammar-constrained model is not made to spell out nine nulls.
+grammar-constrained model is not made to spell out nine nulls, and strings carry the
+contract's length bounds (`maxLength`: llama.cpp's grammar honours them, so a weak model that
+rambles inside the reply stops at the bound instead of running into max_tokens and being cut;
+OpenAI's strict mode does not take them, and a strong model stays short anyway).
 
 Servers differ in what they honour: llama.cpp ignores `minimum`/`maximum`, and Anthropic's
 structured outputs reject numeric bounds (`bounds=False` leaves them out), so the contract
@@ -19,6 +22,7 @@ import copy
 from functools import cache
 from typing import Any
 
+from ..contract import MAX_REPLY_CHARS_ASKED, MAX_SLOT_CHARS, MAX_TIP_CHARS_ASKED
 from ..taxonomy import SITUATIONS, SLOTS
 
 _BOUNDED: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
@@ -28,10 +32,15 @@ _NUMBER: dict[str, Any] = {"type": "number"}
 @cache
 def _schema(step: str, strict: bool, bounds: bool) -> dict[str, Any]:
     confidence = _BOUNDED if bounds else _NUMBER
+
+    def text(limit: int, nullable: bool = False) -> dict[str, Any]:
+        kind: dict[str, Any] = {"type": ["string", "null"] if nullable else "string"}
+        return kind if strict else kind | {"maxLength": limit}
+
     if step == "capture":
         slots: dict[str, Any] = {
             "type": "object",
-            "properties": {name: {"type": ["string", "null"]} for name in SLOTS},
+            "properties": {name: text(MAX_SLOT_CHARS, nullable=True) for name in SLOTS},
             "additionalProperties": False,
         }
         if strict:
@@ -46,7 +55,12 @@ def _schema(step: str, strict: bool, bounds: bool) -> dict[str, Any]:
             }
         )
     if step == "generate":
-        return _object({"reply": {"type": "string"}, "coaching_tip": {"type": "string"}})
+        return _object(
+            {
+                "reply": text(MAX_REPLY_CHARS_ASKED),
+                "coaching_tip": text(MAX_TIP_CHARS_ASKED),
+            }
+        )
     raise ValueError(f"unknown step {step!r}")
 
 
