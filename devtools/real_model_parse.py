@@ -43,6 +43,8 @@ from engine.data import HOLDOUT
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("capture", "detect", "generate")
 REASON_COLUMNS = ("reason", "error", "rejection")
+# Failure kinds of a call that brought no answer back.
+NO_ANSWER = ("timeout", "connection")
 # Variables of the caller's environment that would add providers or change the run.
 FOREIGN_PREFIXES = ("SALES_AGENT_", "ANTHROPIC_", "OPENAI_", "SLACK_")
 
@@ -56,6 +58,12 @@ class StepFigures:
     offline_turns: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> int:
+        """Attempts that got an answer back: not cut by the deadline before it came, not a
+        broken connection. What "parses under the schema" is measured on."""
+        return self.attempts - sum(self.failures.get(k, 0) for k in NO_ANSWER)
 
 
 @dataclass
@@ -218,12 +226,12 @@ def _endpoint(url: str | None) -> Iterator[str]:
         yield server.base_url
 
 
-def measure(n: int, url: str | None, step_budget: float | None, holdout: Path) -> Report:
+def measure(n: int, url: str | None, turn_budget: float | None, holdout: Path) -> Report:
     messages = sample(holdout, n)
     name = "llama"
     settings = {"SALES_AGENT_CACHE": "off", "SALES_AGENT_EMBEDDER": "none"}
-    if step_budget is not None:
-        settings["SALES_AGENT_STEP_BUDGET_S"] = str(step_budget)
+    if turn_budget is not None:
+        settings["SALES_AGENT_TURN_BUDGET_S"] = str(turn_budget)
     with tempfile.TemporaryDirectory(prefix="real-model-parse-") as tmp:
         work = Path(tmp)
         offline = replay(
@@ -283,13 +291,15 @@ def markdown(r: Report) -> str:
         f"{r.seconds:.0f} s, load average {r.load_average[0]:.1f} at the end "
         f"({', '.join(f'{k}={v}' for k, v in r.settings.items())})",
         "",
-        "| step | attempts parsed | failures by kind | turns on the offline tier |",
-        "|---|---|---|---|",
+        "| step | attempts parsed | answers parsed | failures by kind "
+        "| turns on the offline tier |",
+        "|---|---|---|---|---|",
     ]
     for step, f in r.steps.items():
         kinds = ", ".join(f"{k} {v}" for k, v in f.failures.items()) or "–"
         lines.append(
-            f"| {step} | {f.parsed} of {f.attempts} | {kinds} | {f.offline_turns} of {r.n} |"
+            f"| {step} | {f.parsed} of {f.attempts} | {f.parsed} of {f.answered} | {kinds} | "
+            f"{f.offline_turns} of {r.n} |"
         )
     if any(f.reasons for f in r.steps.values()):
         lines += ["", "Rejection reasons (from llm_calls):"]
@@ -314,12 +324,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m devtools.real_model_parse", description=__doc__)
     p.add_argument("--n", type=int, default=30, help="holdout messages (from the top)")
     p.add_argument("--url", help="an OpenAI-compatible base URL already serving the model")
-    p.add_argument("--step-budget", type=float, help="SALES_AGENT_STEP_BUDGET_S for the run")
+    p.add_argument("--turn-budget", type=float, help="SALES_AGENT_TURN_BUDGET_S for the run")
     p.add_argument("--holdout", type=Path, default=HOLDOUT)
     p.add_argument("--out", type=Path, default=ROOT / "bench-out")
     args = p.parse_args(argv)
     try:
-        report = measure(args.n, args.url, args.step_budget, args.holdout)
+        report = measure(args.n, args.url, args.turn_budget, args.holdout)
     except (llama_server.SetupError, RuntimeError) as exc:
         print(f"real_model_parse: error: {exc}", file=sys.stderr)
         return 1

@@ -50,7 +50,7 @@ def model_settings(server: RunningServer, tmp_path: Path) -> dict[str, str]:
         "SALES_AGENT_EMBEDDER": "none",
         # Long enough that a slow machine still gets the model's answer: a timeout is
         # measured by the parse command, here we check what comes back.
-        "SALES_AGENT_STEP_BUDGET_S": "90",
+        "SALES_AGENT_TURN_BUDGET_S": "90",
     }
 
 
