@@ -37,8 +37,8 @@ MAX_TIP_CHARS = 500
 # What the prompts ask for (a reply under 90 words, a tip under 30), with room: the bounds a
 # lenient schema gives a grammar-constrained model (engine/llm/schemas.py). The parser keeps
 # the looser limits above for models that are not held to the schema.
-MAX_REPLY_CHARS_ASKED = 700
-MAX_TIP_CHARS_ASKED = 240
+MAX_REPLY_CHARS_ASKED = 600
+MAX_TIP_CHARS_ASKED = 200
 
 # Values a model writes for "nothing here".
 _EMPTY = frozenset({"", "none", "null", "n/a", "na", "unknown", "not mentioned", "not stated", "-"})

@@ -36,7 +36,8 @@ from ..taxonomy import SITUATION_SPECS, SITUATIONS, SLOT_SPECS, SLOTS, STEPS
 # Output budgets per step: generous for the schema, small enough to bound a runaway answer.
 # Capture's fits OpenAI's strict schema at its longest: all nine slots spelled out, each a
 # 12-word value (or null), pretty-printed (tests/test_prompts.py checks it).
-MAX_TOKENS: Mapping[str, int] = {"capture": 320, "detect": 100, "generate": 450}
+# Generate's fits the lenient schema's longest reply and tip even at 1.5 characters a token.
+MAX_TOKENS: Mapping[str, int] = {"capture": 320, "detect": 100, "generate": 600}
 # Terse asks for a reply under 40 words and a tip under 15 (about 75 tokens of JSON): the
 # budget leaves room so a model that runs a little long is not cut into invalid JSON.
 TERSE_MAX_TOKENS: Mapping[str, int] = {**MAX_TOKENS, "generate": 130}

@@ -7,9 +7,10 @@ labels or slot names, and `engine.contract` still validates whatever comes back.
 `strict=True` is OpenAI's strict mode: every property listed in `required` (absent slots are
 `null`) and `additionalProperties: false` everywhere. Without it, slots are optional, so a
 grammar-constrained model is not made to spell out nine nulls, and strings carry the
-contract's length bounds (`maxLength`: llama.cpp's grammar honours them, so a weak model that
-rambles inside the reply stops at the bound instead of running into max_tokens and being cut;
-OpenAI's strict mode does not take them, and a strong model stays short anyway).
+contract's bounds in forms a grammar honours (llama.cpp drops `minimum`/`maximum`): slot values
+a `maxLength`, the reply and tip a `pattern` of bounded length without `<>{}` (so a weak model
+that rambles stops inside max_tokens instead of being cut, and cannot echo a placeholder), the
+confidence an enum of steps of 0.05. OpenAI's strict mode gets the plain types.
 
 Servers differ in what they honour: llama.cpp ignores `minimum`/`maximum`, and Anthropic's
 structured outputs reject numeric bounds (`bounds=False` leaves them out), so the contract
@@ -27,15 +28,24 @@ from ..taxonomy import SITUATIONS, SLOTS
 
 _BOUNDED: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
 _NUMBER: dict[str, Any] = {"type": "number"}
+# The lenient schema's confidence: the values a grammar can hold a model to (llama.cpp drops
+# `minimum`/`maximum` and a 135M model writes 1000 or 1e12), in steps of 0.05.
+_STEPPED: dict[str, Any] = {"type": "number", "enum": [round(i * 0.05, 2) for i in range(21)]}
+# Prose for the rep: no angle brackets or braces, so a grammar-held model cannot echo the
+# prompt's "<text>" placeholder or a {template} variable (the contract refuses both anyway).
+_PROSE = "^[^<>{}]{1,%d}$"
 
 
 @cache
 def _schema(step: str, strict: bool, bounds: bool) -> dict[str, Any]:
-    confidence = _BOUNDED if bounds else _NUMBER
+    confidence = (_BOUNDED if bounds else _NUMBER) if strict else _STEPPED
 
     def text(limit: int, nullable: bool = False) -> dict[str, Any]:
         kind: dict[str, Any] = {"type": ["string", "null"] if nullable else "string"}
         return kind if strict else kind | {"maxLength": limit}
+
+    def prose(limit: int) -> dict[str, Any]:
+        return text(limit) if strict else {"type": "string", "pattern": _PROSE % limit}
 
     if step == "capture":
         slots: dict[str, Any] = {
@@ -57,8 +67,8 @@ def _schema(step: str, strict: bool, bounds: bool) -> dict[str, Any]:
     if step == "generate":
         return _object(
             {
-                "reply": text(MAX_REPLY_CHARS_ASKED),
-                "coaching_tip": text(MAX_TIP_CHARS_ASKED),
+                "reply": prose(MAX_REPLY_CHARS_ASKED),
+                "coaching_tip": prose(MAX_TIP_CHARS_ASKED),
             }
         )
     raise ValueError(f"unknown step {step!r}")
