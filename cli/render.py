@@ -110,11 +110,11 @@ def stats_text(report: StatsReport) -> str:
             f"latency {step:11} p50 {p.p50:.1f} ms  p95 {p.p95:.1f} ms  p99 {p.p99:.1f} ms"
         )
     for name, pr in report.llm.providers.items():
-        c = pr.contract
+        cf = pr.contract
         refused = (
-            f", contract failures {c.rate:.1%} of {c.answered} answered "
-            f"({c.invalid_output} invalid, {c.truncated} truncated)"
-            if c is not None
+            f", contract failures {cf.rate:.1%} of {cf.answered} answered "
+            f"({cf.invalid_output} invalid, {cf.truncated} truncated)"
+            if cf is not None
             else ""
         )
         lines.append(
