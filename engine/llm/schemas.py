@@ -32,8 +32,10 @@ _NUMBER: dict[str, Any] = {"type": "number"}
 # `minimum`/`maximum` and a 135M model writes 1000 or 1e12), in steps of 0.05.
 _STEPPED: dict[str, Any] = {"type": "number", "enum": [round(i * 0.05, 2) for i in range(21)]}
 # Prose for the rep: no angle brackets or braces, so a grammar-held model cannot echo the
-# prompt's "<text>" placeholder or a {template} variable (the contract refuses both anyway).
-_PROSE = "^[^<>{}]{1,%d}$"
+# prompt's "<text>" placeholder or a {template} variable (the contract refuses both anyway);
+# no quote, backslash or control character either: llama.cpp writes a pattern's characters
+# into the JSON string as they are, so a raw newline would break the JSON.
+_PROSE = "^[^<>{}\"\\\\\\x00-\\x1f]{1,%d}$"
 
 
 @cache
