@@ -119,7 +119,7 @@ async def test_feedback_answers_and_the_call_log(backend: Backend) -> None:
 
 # The SQLite schema after every migration, whitespace collapsed. A new migration changes it
 # (and SQLITE_VERSION) on purpose; any other change to it is a bug in a shipped migration.
-SQLITE_VERSION = 9
+SQLITE_VERSION = 10
 SQLITE_SCHEMA = (
     (
         'CREATE TABLE "cache_entries" ( "key" TEXT PRIMARY KEY, "fingerprint" TEXT, '
@@ -199,7 +199,7 @@ async def test_sqlite_a_fresh_file_gets_the_exact_schema_and_reopening_changes_n
         assert schema == SQLITE_SCHEMA
 
 
-POSTGRES_VERSION = 4
+POSTGRES_VERSION = 5
 
 
 def _postgres_columns(url: str) -> dict[str, list[str]]:
