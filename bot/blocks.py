@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.card import CardView, card_view
+from engine.card import CardView, DealSummary, card_view, deal_text
 from engine.model import Suggestion
 from engine.stats import CacheReport, LlmReport, Percentiles, ReconcileReport, StatsReport
 from engine.taxonomy import SITUATION_TITLES
@@ -35,7 +35,8 @@ FEEDBACK_UP = "feedback_up"
 FEEDBACK_DOWN = "feedback_down"
 REGENERATE = "regenerate"
 RESET_CONTEXT = "reset_context"
-CARD_ACTIONS = (FEEDBACK_UP, FEEDBACK_DOWN, REGENERATE, RESET_CONTEXT)
+DEAL_SUMMARY = "deal_summary"
+CARD_ACTIONS = (FEEDBACK_UP, FEEDBACK_DOWN, REGENERATE, DEAL_SUMMARY, RESET_CONTEXT)
 
 STATS_SECTIONS = ("cache", "reconcile", "llm", "latency")
 STATS_USAGE = (
@@ -72,6 +73,8 @@ def card(s: Suggestion, *, regenerated_by: str | None = None) -> Message:
     tip = truncate(escape_mrkdwn(v.tip), 500)
     play = truncate(escape_mrkdwn(v.play), 100)
     coaching = f"*Coaching tip:* {tip}\n*Play:* {play}"
+    if v.next_question:
+        coaching += f"\n*Ask next:* {truncate(escape_mrkdwn(v.next_question), 300)}"
 
     fields = [
         truncate(
@@ -143,6 +146,7 @@ def card_actions(s: Suggestion) -> Block:
             _button("👍 Useful", FEEDBACK_UP, s.id),
             _button("👎 Not useful", FEEDBACK_DOWN, s.id),
             _button("🔄 Regenerate", REGENERATE, s.id),
+            _button("📋 Deal summary", DEAL_SUMMARY, str(s.key)),
             {
                 **_button("Reset context", RESET_CONTEXT, str(s.key)),
                 "style": "danger",
@@ -311,6 +315,25 @@ def _lines(lines: Sequence[str]) -> str:
     # Figures are ours, but provider and model names come from settings: escape everything
     # (`*` and backticks stay formatting).
     return "\n".join(escape_mrkdwn(line) for line in lines)
+
+
+# Deal summary ----------------------------------------------------------------------------------
+
+
+def deal_message(d: DealSummary) -> Message:
+    """The deal so far: what is known (and from which message), missing, risks, next steps."""
+    e = escape_mrkdwn
+    parts = [f"*Deal summary* · {e(d.headline)}"]
+    parts.append("*Known*\n" + ("\n".join(f"• {e(line)}" for line in d.known) or "• nothing yet"))
+    if d.missing:
+        parts.append(f"*Missing:* {e(', '.join(d.missing))}")
+    if d.next_question:
+        parts.append(f"*Ask next:* {e(d.next_question)}")
+    if d.risks:
+        parts.append("*Risks*\n" + "\n".join(f"⚠️ {e(r)}" for r in d.risks))
+    parts.append("*Next steps*\n" + "\n".join(f"• {e(s)}" for s in d.next_steps))
+    blocks = [_section(truncate(p, SECTION_LIMIT - 10)) for p in parts]
+    return Message(text=truncate(deal_text(d), FALLBACK_TEXT_LIMIT), blocks=fit(blocks))
 
 
 # Small messages --------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from engine.deal import DealView
 from engine.errors import EmptyMessage, StoreUnavailable
 from engine.events import Done, ReplyDelta, Status, TurnEvent
 from engine.inbox import InboxItem
@@ -72,6 +73,10 @@ class Coach(Protocol):
     async def reset(self, key: ThreadKey) -> None: ...
 
     async def stats(self, window: int = 10_000) -> StatsReport: ...
+
+    async def deal(self, key: ThreadKey) -> DealView: ...
+
+    async def latest_thread(self, team: str, channel: str, user: str) -> ThreadKey | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ def card_text(v: CardView) -> str:
         lines.append(f"   Deal: {known}")
     lines.append(f"   Suggested reply: {v.reply}")
     lines.append(f"   Tip: {v.tip}")
+    if v.next_question:
+        lines.append(f"   Ask next: {v.next_question}")
     lines.extend(f"   Note: {note}" for note in v.notes)
     if v.sources:
         lines.append(f"   Sources: {'; '.join(v.sources)}")

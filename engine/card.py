@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .deal import DealView
 from .model import Suggestion
 from .taxonomy import SITUATION_TITLES, SLOT_TITLES
 
@@ -38,6 +39,7 @@ class CardView:
     providers: tuple[str, ...]  # "provider/model" that answered, or ("cache",)
     offline: bool  # the offline tier answered for a provider
     reconciled: bool
+    next_question: str | None  # the qualification question worth asking next
 
 
 def card_view(s: Suggestion) -> CardView:
@@ -59,4 +61,49 @@ def card_view(s: Suggestion) -> CardView:
         providers=tuple(sorted({f"{c.provider}/{c.model}" for c in s.calls})) or ("cache",),
         offline=s.offline,
         reconciled=s.reconciled,
+        next_question=s.next_question,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DealSummary:
+    """The deal so far, as the Deal summary button, `/agent-deal` and `sales-agent deal` show
+    it: every line plain text, each surface escapes and lays it out."""
+
+    headline: str
+    known: tuple[str, ...]  # "Budget: around 30k (message 1712.5)"
+    missing: tuple[str, ...]
+    risks: tuple[str, ...]
+    next_steps: tuple[str, ...]
+    next_question: str | None
+
+
+def deal_summary(view: DealView) -> DealSummary:
+    known = []
+    for k in view.known:
+        line = f"{k.item.title}: {k.value.value} (message {k.value.message_id})"
+        if k.value.previous:
+            line += f", corrected from {k.value.previous} (message {k.value.previous_message_id})"
+        known.append(line)
+    return DealSummary(
+        headline=f"{view.framework} {view.score:.0%} complete "
+        f"({len(view.known)} of {len(view.known) + len(view.missing)} known)",
+        known=tuple(known),
+        missing=tuple(item.title for item in view.missing),
+        risks=view.risks,
+        next_steps=view.next_steps,
+        next_question=view.next_question,
+    )
+
+
+def deal_text(d: DealSummary) -> str:
+    """The summary as plain lines (the console; Slack's blocks build on the same fields)."""
+    lines = [f"Deal summary · {d.headline}"]
+    lines += [f"  Known: {line}" for line in d.known] or ["  Known: nothing yet"]
+    if d.missing:
+        lines.append(f"  Missing: {', '.join(d.missing)}")
+    if d.next_question:
+        lines.append(f"  Next question: {d.next_question}")
+    lines += [f"  Risk: {r}" for r in d.risks]
+    lines += [f"  Next step: {s}" for s in d.next_steps]
+    return "\n".join(lines)

@@ -29,6 +29,7 @@ def suggestion_to_dict(s: Suggestion) -> dict[str, Any]:
         "reconcile_triggers": list(s.reconcile_triggers),
         "notes": list(s.notes),
         "sources": [{"file": c.file, "heading": c.heading} for c in s.sources],
+        "next_question": s.next_question,
     }
 
 
@@ -54,6 +55,7 @@ def suggestion_from_dict(d: dict[str, Any]) -> Suggestion:
         reconcile_triggers=tuple(d.get("reconcile_triggers", ())),
         notes=tuple(d.get("notes", ())),
         sources=tuple(Citation(c["file"], c["heading"]) for c in d.get("sources", ())),
+        next_question=d.get("next_question"),
     )
 
 

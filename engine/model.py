@@ -167,6 +167,8 @@ class Suggestion:
     notes: tuple[str, ...] = ()
     # The knowledge sections the reply drew on (file and heading), shown on the card.
     sources: tuple[Citation, ...] = ()
+    # The qualification question worth asking next (engine/deal.py), from the playbook.
+    next_question: str | None = None
 
     @property
     def offline(self) -> bool:

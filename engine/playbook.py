@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from .deal import DealRules, default_rules, parse_rules
 from .model import Strategy
 from .taxonomy import SITUATIONS, SLOTS, TAXONOMY_PATH, load_document
 
@@ -23,17 +24,20 @@ class Play:
 
 
 class Playbook:
-    def __init__(self, plays: tuple[Play, ...]) -> None:
+    def __init__(self, plays: tuple[Play, ...], deal: DealRules | None = None) -> None:
         missing = set(SITUATIONS) - {p.situation for p in plays if not p.when}
         if missing:
             raise ValueError(f"playbook has no unconditional play for: {sorted(missing)}")
         self.plays = plays
+        # The qualification framework the card's next question and the deal summary use.
+        self.deal = deal or default_rules()
 
     @classmethod
     def load(cls, path: Path = TAXONOMY_PATH) -> Playbook:
         """The plays of a taxonomy file: each situation's `[[situation.<id>.play]]`."""
         plays = []
-        for situation, spec in load_document(path)["situation"].items():
+        document = load_document(path)
+        for situation, spec in document["situation"].items():
             if situation not in SITUATIONS:
                 raise ValueError(f"playbook: unknown situation {situation!r}")
             for i, raw in enumerate(spec.get("play", ())):
@@ -54,7 +58,7 @@ class Playbook:
                         ),
                     )
                 )
-        return cls(tuple(plays))
+        return cls(tuple(plays), parse_rules(document["deal"], source=path.name))
 
     def select(self, situation: str, slots: Mapping[str, str]) -> Strategy:
         for play in self.plays:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .deal import DealError, parse_rules
 from .model import Strategy
 from .playbook import Play, Playbook
 from .taxonomy import SITUATIONS, SLOTS
@@ -43,7 +44,7 @@ class Change:
     """One thing a playbook file changes, for `sales-agent playbook check`."""
 
     situation: str
-    action: str  # "adds", "replaces", "removes"
+    action: str  # "adds", "replaces", "removes"; "uses" for the deal framework
     strategy: str
 
 
@@ -51,11 +52,19 @@ def load_playbook(path: Path | None, base: Playbook) -> tuple[Playbook, tuple[Ch
     """The playbook in force: `base` alone without a file, else `base` changed by the file."""
     if path is None:
         return base, ()
-    mode, plays = read(path)
-    return merge(base, mode, plays, source=str(path))
+    mode, plays, deal = read(path)
+    playbook, changes = merge(base, mode, plays, source=str(path))
+    if deal is None:
+        return playbook, changes
+    try:
+        rules = parse_rules(deal, source=str(path), base=base.deal)
+    except DealError as exc:
+        raise PlaybookError(str(exc)) from None
+    change = Change("deal", "uses", f"{rules.framework.title} framework")
+    return Playbook(playbook.plays, rules), (*changes, change)
 
 
-def read(path: Path) -> tuple[str, dict[str, list[Play]]]:
+def read(path: Path) -> tuple[str, dict[str, list[Play]], Any]:
     """The file's mode and its plays by situation, every field checked."""
     try:
         document = tomllib.loads(path.read_text("utf-8"))
@@ -67,10 +76,13 @@ def read(path: Path) -> tuple[str, dict[str, list[Play]]]:
     if mode not in MODES:
         raise PlaybookError(f"{path}: mode must be extend or replace, got {mode!r}")
     situations = document.pop("situation", None)
+    deal = document.pop("deal", None)
     if document:
         raise PlaybookError(f"{path}: unknown top-level keys {sorted(document)}")
+    if deal is not None and situations is None:
+        return mode, {}, deal
     if not isinstance(situations, dict) or not situations:
-        raise PlaybookError(f"{path}: no [[situation.<id>.play]] tables")
+        raise PlaybookError(f"{path}: no [[situation.<id>.play]] tables (nor a [deal] table)")
     plays: dict[str, list[Play]] = {}
     for situation, spec in situations.items():
         where = f"{path}: situation.{situation}"
@@ -81,7 +93,7 @@ def read(path: Path) -> tuple[str, dict[str, list[Play]]]:
         plays[situation] = [
             _play(f"{where}.play[{i}]", situation, raw) for i, raw in enumerate(spec["play"])
         ]
-    return mode, plays
+    return mode, plays, deal
 
 
 def _play(where: str, situation: str, raw: Any) -> Play:
@@ -143,7 +155,7 @@ def merge(
         else:
             merged.extend([*new, *(names.get(p.strategy.name, p) for p in built_in)])
     try:
-        playbook = Playbook(tuple(merged))
+        playbook = Playbook(tuple(merged), base.deal)
     except ValueError as exc:
         raise PlaybookError(f"{source}: {exc}") from None
     return playbook, tuple(changes)

@@ -143,6 +143,10 @@ class ContextStore(Protocol):
 
     async def recent_turns(self, limit: int) -> Sequence[TurnRecord]: ...
 
+    async def latest_thread(self, team: str, channel: str, user: str) -> ThreadKey | None:
+        """The thread of the latest message this user had coached in this channel."""
+        ...
+
 
 
 class ThreadLocks(Protocol):

@@ -301,6 +301,17 @@ class PostgresStore:
             key=ThreadKey.parse(row[1]), text=row[3], message_id=row[0], author=row[2], ts=row[4]
         )
 
+    async def latest_thread(self, team: str, channel: str, user: str) -> ThreadKey | None:
+        prefix = f"{team}/{channel}/"
+        row = await self._one(
+            "latest_thread",
+            # A prefix compare rather than LIKE: ids need no escaping.
+            "SELECT thread_key FROM messages WHERE author = %s "
+            "AND substr(thread_key, 1, length(%s)) = %s ORDER BY created_at DESC LIMIT 1",
+            [user, prefix, prefix],
+        )
+        return ThreadKey.parse(row[0]) if row else None
+
     async def recent_turns(self, limit: int) -> Sequence[TurnRecord]:
         rows = await self._all(
             "recent_turns",

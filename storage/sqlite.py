@@ -158,6 +158,20 @@ class SqliteStore:
 
         return await self.run(read)
 
+    async def latest_thread(self, team: str, channel: str, user: str) -> ThreadKey | None:
+        prefix = f"{team}/{channel}/"
+
+        def read() -> ThreadKey | None:
+            row = self.db.execute(
+                # A prefix compare rather than LIKE: ids need no escaping.
+                "SELECT thread_key FROM messages WHERE author = ? "
+                "AND substr(thread_key, 1, length(?)) = ? ORDER BY created_at DESC LIMIT 1",
+                [user, prefix, prefix],
+            ).fetchone()
+            return ThreadKey.parse(row[0]) if row else None
+
+        return await self.run(read)
+
     async def recent_turns(self, limit: int) -> Sequence[TurnRecord]:
         def read() -> list[TurnRecord]:
             rows = self.db.execute(

@@ -1,5 +1,6 @@
 """Card buttons: feedback (stored with the suggestion), Regenerate (a fresh answer that bypasses
-the cache, replacing the card) and Reset context (after Slack's confirm dialog).
+the cache, replacing the card), Deal summary (the thread's qualification, posted in the thread)
+and Reset context (after Slack's confirm dialog).
 
 Each listener acks at once and leaves the work to a background task the runner tracks.
 """
@@ -15,6 +16,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from engine.card import deal_summary
 from engine.model import ThreadKey
 
 from .. import blocks
@@ -50,6 +52,17 @@ def register(app: AsyncApp, deps: Deps) -> None:
     ) -> None:
         await ack()
         deps.runner.spawn(_regenerate(deps, action, body, respond, client))
+
+    @app.action(blocks.DEAL_SUMMARY)
+    async def deal_summary(
+        ack: AsyncAck,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        deps.runner.spawn(_deal(deps, action, body, respond, client))
 
     @app.action(blocks.RESET_CONTEXT)
     async def reset_context(
@@ -143,6 +156,33 @@ async def _reset(
         respond,
         "Done: I've forgotten this thread's deal context. The next message starts fresh.",
     )
+
+
+async def _deal(
+    deps: Deps,
+    action: dict[str, Any],
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+) -> None:
+    """The deal so far, posted in the card's thread for everyone on the deal to see."""
+    channel = str((body.get("channel") or {}).get("id") or "")
+    try:
+        key = ThreadKey.parse(str(action.get("value") or ""))
+    except ValueError:
+        await _tell(respond, "That button is out of date; I couldn't tell which thread it was.")
+        return
+    if key.channel != channel:
+        log.warning("deal summary for another channel refused")
+        return
+    message = blocks.deal_message(deal_summary(await deps.engine.deal(key)))
+    try:
+        await client.chat_postMessage(
+            channel=channel, thread_ts=key.thread, text=message.text, blocks=message.blocks
+        )
+    except SlackApiError as exc:
+        log.warning("could not post the deal summary: %s", slack_error(exc))
+        await _tell(respond, "I couldn't post the deal summary in the thread.")
 
 
 async def _tell(respond: AsyncRespond, text: str) -> None:

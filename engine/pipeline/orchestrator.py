@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..deal import DealView, deal_view, next_question
 from ..errors import EmptyMessage, StoreUnavailable, TurnNotSaved
 from ..events import Done, ReplyDelta, Status, TurnEvent
 from ..knowledge.chunk import Chunk
@@ -264,6 +265,25 @@ class Engine:
             return None
         return await self.handle(replace(turn, regenerate=True))
 
+    async def deal(self, key: ThreadKey) -> DealView:
+        """The thread's qualification so far: slots with provenance, score, risks, next steps."""
+        context = await self.store.load(key)
+        cards = None
+        if self.knowledge is not None:
+            cards = frozenset(c.lower() for c in await self.knowledge.competitors(key.team))
+        return deal_view(
+            self.playbook.deal,
+            context.slots,
+            situation=context.last_situation,
+            turns=context.turns,
+            battlecards=cards,
+        )
+
+    async def latest_thread(self, team: str, channel: str, user: str) -> ThreadKey | None:
+        """The thread last coached for this user in this channel (a slash command has no
+        thread of its own)."""
+        return await self.store.latest_thread(team, channel, user)
+
     async def stats(self, window: int = 10_000) -> StatsReport:
         turns = await self.store.recent_turns(window)
         calls = await self.calls.recent_calls(window) if self.calls else ()
@@ -490,6 +510,7 @@ class Engine:
             reconcile_triggers=triggers,
             notes=notes,
             sources=sources,
+            next_question=next_question(self.playbook.deal, slots, detection.situation),
         )
 
     def _bounded(self, raw: str) -> tuple[str, tuple[str, ...]]:
