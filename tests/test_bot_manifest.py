@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.listeners.commands import COMMAND
+from bot.listeners.commands import COMMAND, DEAL_COMMAND
 from bot.listeners.events import SUGGESTED_PROMPTS
 
 ROOT = Path(__file__).parent.parent
@@ -45,8 +45,11 @@ def test_manifest_is_complete_for_socket_mode() -> None:
         "reactions:write",
         "assistant:write",
     }
-    [command] = m["features"]["slash_commands"]
-    assert command["command"] == COMMAND and "url" not in command  # Socket Mode: no URL
+    commands = m["features"]["slash_commands"]
+    assert [c["command"] for c in commands] == [COMMAND, DEAL_COMMAND]
+    assert all("url" not in c for c in commands)  # Socket Mode: no URL
+    # A slash command has no thread: its help says which deal it shows.
+    assert "latest thread" in commands[1]["description"]
     assert m["features"]["app_home"]["messages_tab_enabled"] is True
     assert m["features"]["app_home"]["messages_tab_read_only_enabled"] is False
     # Slack's current agent surface: agent_view (assistant_view is being deprecated), with

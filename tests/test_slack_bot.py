@@ -48,7 +48,6 @@ from tests.slack_kit import (
 pytestmark = pytest.mark.asyncio
 
 
-
 # Harness -------------------------------------------------------------------------------------
 
 
@@ -146,9 +145,7 @@ async def test_follow_up_in_the_thread_without_a_mention_uses_the_slots(start: S
     h = await start()
     ev = await h.mention(GONG)
     await h.done(ev)
-    follow = await h.send(
-        message_event("We're a team of 30 and need it by Q3", thread_ts=ev["ts"])
-    )
+    follow = await h.send(message_event("We're a team of 30 and need it by Q3", thread_ts=ev["ts"]))
     row = await h.done(follow)
     assert row["state"] == "done"
     replies = h.replies("C1", ev["ts"])
@@ -397,18 +394,14 @@ async def test_a_huge_reply_is_cut_to_slack_limits_with_a_marker(start: Start) -
 
 
 @pytest.mark.timeout(20)
-async def test_tokens_never_appear_in_logs(
-    start: Start, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_tokens_never_appear_in_logs(start: Start, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     h = await start()
     h.fake.fail_next("chat.startStream", "invalid_arguments")  # an error on the way
     await h.done(await h.mention(GONG))
     h.fake.add_channel("C_LOCKED", is_member=False)
     await h.done(await h.mention("hello", channel="C_LOCKED"))
-    logged = "\n".join(
-        r.getMessage() + (r.exc_text or "") for r in caplog.records
-    )
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "Sending a request" in logged  # slack_sdk debug logs were captured
     for secret in (BOT_TOKEN, APP_TOKEN, "SECRETBOTTOKEN", "SECRETAPPTOKEN"):
         assert secret not in logged
@@ -711,3 +704,51 @@ async def test_ops_server_listens_on_loopback_unless_told_otherwise() -> None:
             assert resp.status == 200
     finally:
         await ops.stop()
+
+
+@pytest.mark.timeout(20)
+async def test_agent_deal_shows_the_latest_threads_completeness_and_next_question(
+    start: Start,
+) -> None:
+    h = await start()
+    env = await h.fake.push_command("/agent-deal", "", user_id="U1")
+    empty = await h.fake.wait_for_ack(env)
+    assert "haven't coached a thread for you in this channel" in empty["text"]
+
+    ev = await h.mention("We use Gong, 40 reps, budget is $30k")
+    row = await h.done(ev)
+    card = h.card("C1", row["reply_ts"])
+    assert "*Ask next:*" in dump(card["blocks"])
+    env = await h.fake.push_command("/agent-deal", "", user_id="U1")
+    ack = await h.fake.wait_for_ack(env)
+    assert ack["response_type"] == "ephemeral"
+    shown = dump(ack["blocks"])
+    rules = h.engine.playbook.deal
+    assert "BANT" in shown and "% complete" in shown and "*Ask next:*" in shown
+    assert any(
+        i.question in shown or any(q in shown for q in i.question_in.values())
+        for i in rules.framework.items
+    )
+    # Provenance: the inbox id of the message that said it (team:channel:ts).
+    assert "Budget: $30k (message T" in shown and f":C1:{ev['ts']})" in shown
+    assert "25% complete" not in shown and "20% complete" in shown  # budget 2 of BANT's 10
+    assert h.fake.messages("C1", ev["ts"])[-1]["ts"] == row["reply_ts"]  # nothing posted
+
+
+@pytest.mark.timeout(20)
+async def test_deal_summary_button_posts_the_deal_in_the_thread(start: Start) -> None:
+    h = await start()
+    ev = await h.mention(GONG)
+    row = await h.done(ev)
+    card = h.card("C1", row["reply_ts"])
+    payload = h.fake.block_actions_payload(
+        "deal_summary",
+        button_value(card, "deal_summary"),
+        user_id="U1",
+        channel="C1",
+        message_ts=row["reply_ts"],
+    )
+    await h.fake.wait_for_ack(await h.fake.push_action(payload))
+    call = await h.fake.wait_for_call("chat.postMessage", lambda c: "Deal summary" in str(c.args))
+    assert call.args["channel"] == "C1" and call.args["thread_ts"] == ev["ts"]
+    assert "% complete" in call.args["text"]

@@ -560,3 +560,18 @@ async def test_a_single_sqlite_instance_follows_no_blocks(tmp_path: Path) -> Non
     assert cache._follower is None  # nothing else writes its rows: no polling
     await cache.aclose()
     await store.close()
+
+
+async def test_latest_thread_is_the_users_latest_in_that_channel(backend: Backend) -> None:
+    store = await backend.open()
+    eng = engine_on(store)
+    older, newer = ThreadKey("T1", "C1", "1.0"), ThreadKey("T1", "C1", "2.0")
+    await eng.handle(TurnInput(older, "We use Gong, 40 reps", message_id="m1", author="U1"))
+    await eng.handle(TurnInput(newer, "Budget is $30k", message_id="m2", author="U1"))
+    await eng.handle(TurnInput(ThreadKey("T1", "C1", "3.0"), "Hi", message_id="m3", author="U2"))
+    await eng.handle(TurnInput(ThreadKey("T1", "C9", "4.0"), "Hi", message_id="m4", author="U1"))
+    assert await store.latest_thread("T1", "C1", "U1") == newer
+    assert await store.latest_thread("T1", "C2", "U1") is None
+    deal = await eng.deal(newer)
+    assert [k.value.message_id for k in deal.known] == ["m2"]  # provenance survives the store
+    await store.close()
