@@ -48,6 +48,7 @@ from tests.slack_kit import (
 pytestmark = pytest.mark.asyncio
 
 
+
 # Harness -------------------------------------------------------------------------------------
 
 
@@ -145,7 +146,9 @@ async def test_follow_up_in_the_thread_without_a_mention_uses_the_slots(start: S
     h = await start()
     ev = await h.mention(GONG)
     await h.done(ev)
-    follow = await h.send(message_event("We're a team of 30 and need it by Q3", thread_ts=ev["ts"]))
+    follow = await h.send(
+        message_event("We're a team of 30 and need it by Q3", thread_ts=ev["ts"])
+    )
     row = await h.done(follow)
     assert row["state"] == "done"
     replies = h.replies("C1", ev["ts"])
@@ -394,14 +397,18 @@ async def test_a_huge_reply_is_cut_to_slack_limits_with_a_marker(start: Start) -
 
 
 @pytest.mark.timeout(20)
-async def test_tokens_never_appear_in_logs(start: Start, caplog: pytest.LogCaptureFixture) -> None:
+async def test_tokens_never_appear_in_logs(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     h = await start()
     h.fake.fail_next("chat.startStream", "invalid_arguments")  # an error on the way
     await h.done(await h.mention(GONG))
     h.fake.add_channel("C_LOCKED", is_member=False)
     await h.done(await h.mention("hello", channel="C_LOCKED"))
-    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    logged = "\n".join(
+        r.getMessage() + (r.exc_text or "") for r in caplog.records
+    )
     assert "Sending a request" in logged  # slack_sdk debug logs were captured
     for secret in (BOT_TOKEN, APP_TOKEN, "SECRETBOTTOKEN", "SECRETAPPTOKEN"):
         assert secret not in logged
