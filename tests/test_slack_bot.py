@@ -135,7 +135,7 @@ async def test_mention_shows_status_then_streams_a_card_into_the_thread(start: S
     actions = [e["action_id"] for e in block(card, "card_actions")["elements"]]
     assert actions == list(blocks.CARD_ACTIONS)
     assert button_value(card, "feedback_up") == row["suggestion_id"]
-    reset = block(card, "card_actions")["elements"][3]
+    reset = block(card, "card_actions")["elements"][4]  # after Deal summary
     assert reset["confirm"]["confirm"]["text"] == "Reset"  # Slack asks before resetting
     assert not any("link_names" in c.args for c in h.fake.calls)
     assert h.fake.server_errors == []
