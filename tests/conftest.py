@@ -17,6 +17,7 @@ import pytest_asyncio
 from bot.app import SlackBot
 from bot.turns import BotConfig
 from devtools.fake_llm import FakeLLMServer
+from devtools.fake_slack import FakeSlack
 from devtools.pgserver import PostgresServer, ServerUnavailable
 from engine.llm.offline import OfflineProvider
 from engine.pipeline.orchestrator import Engine
@@ -25,7 +26,6 @@ from engine.ports import Provider
 from engine.settings import Settings
 from storage import SqliteStore, Store, open_store
 from storage.inbox_store import SqliteInboxStore
-from tests.fakes.slack import FakeSlack
 from tests.llm_kit import Kit
 from tests.slack_kit import APP_TOKEN, BOT_TOKEN, DictCache, Harness, Start
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.app import SlackBot
+from devtools.fake_slack import TEAM_ID, ApiCall, FakeSlack, app_mention_event
 from engine.llm.offline import OfflineProvider
 from engine.model import Suggestion, ThreadContext
 from engine.pipeline.orchestrator import Engine
@@ -19,7 +20,6 @@ from engine.ports import CachedAnswer, StepRequest, StepResult
 from engine.stats import CacheCounts, CacheStats, Percentiles
 from storage import SqliteStore
 from storage.inbox_store import SqliteInboxStore
-from tests.fakes.slack import TEAM_ID, ApiCall, FakeSlack, app_mention_event
 
 BOT_TOKEN = "xoxb-1111-2222-SECRETBOTTOKEN"
 APP_TOKEN = "xapp-1-A0001-3333-SECRETAPPTOKEN"

@@ -18,10 +18,10 @@ from bot.text import (
     escape_mrkdwn,
     truncate,
 )
+from devtools.fake_slack import FakeSlack, _ApiError
 from engine.model import StepCall, Suggestion, ThreadKey
 from engine.ports import CallRecord, TurnRecord
 from engine.stats import build_report
-from tests.fakes.slack import FakeSlack, _ApiError
 
 pytestmark = pytest.mark.timeout(10)
 

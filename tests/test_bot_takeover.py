@@ -13,9 +13,9 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.turns import METADATA_EVENT
+from devtools.fake_slack import BOT_USER_ID, TEAM_ID, app_mention_event
 from engine.inbox import InboxItem
 from tests.db_kit import write_lock_held
-from tests.fakes.slack import BOT_USER_ID, TEAM_ID, app_mention_event
 from tests.slack_kit import BOT_TOKEN, GONG, Harness, SlowProvider, Start
 
 pytestmark = pytest.mark.asyncio

@@ -1,4 +1,4 @@
-"""End-to-end proof that tests/fakes/slack.py speaks real Slack protocols:
+"""End-to-end proof that devtools/fake_slack.py speaks real Slack protocols:
 the real slack_bolt AsyncApp + AsyncSocketModeHandler (aiohttp) and the real
 slack_sdk AsyncWebClient talk to FakeSlack over 127.0.0.1 sockets."""
 
@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack import (
+from devtools.fake_slack import (
     BOT_ID,
     BOT_USER_ID,
     TEAM_ID,
@@ -432,3 +432,47 @@ async def test_reconnect_after_disconnect(stack: Stack):
     await fake.wait_for_ack(await fake.push_event(ev))
     await fake.wait_for_call("chat.postMessage")
     assert [m["text"] for m in fake.messages("C1", ev["ts"])] == ["back online"]
+
+
+async def test_events_spread_over_connections_and_an_unacked_one_is_redelivered_elsewhere():
+    fake = await FakeSlack.start(spread=True, redeliver_after=0.3)
+    seen: list[tuple[int, str]] = []  # (app, event ts), in arrival order
+    stuck = asyncio.Event()
+    handlers = []
+    try:
+        for n in range(3):
+            # Acked once the listener returns: app 0's never does, as a hung process's.
+            app = AsyncApp(client=_bot_client(fake), process_before_response=True)
+
+            def listener(n: int = n) -> Callable:
+                async def on_mention(event) -> None:
+                    seen.append((n, event["ts"]))
+                    if n == 0:
+                        await stuck.wait()
+
+                return on_mention
+
+            app.event("app_mention")(listener())
+            handler = AsyncSocketModeHandler(app, "xapp-test")
+            await handler.connect_async()
+            await fake.wait_connected(count=n + 1)
+            handlers.append(handler)
+        assert len(fake.connection_numbers) == 3
+        for i in range(6):
+            await fake.push_event(app_mention_event(f"message {i}"))
+        # The two events app 0 did not ack come again, once each, to another connection.
+        await _eventually(lambda: len(seen) == 8, timeout=5)
+        first, again = seen[:6], seen[6:]
+        assert sorted(n for n, _ in first) == [0, 0, 1, 1, 2, 2]  # round-robin over the three
+        assert sorted(ts for _, ts in again) == sorted(ts for n, ts in first if n == 0)
+        assert all(n != 0 for n, _ in again)
+        retries = [e for e in fake.envelopes if e["retry_attempt"]]
+        assert [(e["retry_attempt"], e["retry_reason"]) for e in retries] == [(1, "timeout")] * 2
+        await asyncio.sleep(0.6)
+        assert len(seen) == 8  # acked retries are not sent again
+        assert len(fake.messages("C1", include_events=True)) == 6  # nor is a retry a message
+    finally:
+        stuck.set()
+        for handler in handlers:
+            await handler.close_async()
+        await fake.close()

@@ -19,10 +19,7 @@ from bot.app import BotStartError, SlackBot
 from bot.ops import Metrics, OpsServer
 from bot.text import escape_mrkdwn
 from bot.turns import BotConfig
-from engine.llm.offline import OfflineProvider
-from engine.model import Draft, StepCall
-from engine.ports import StepRequest, StepResult
-from tests.fakes.slack import (
+from devtools.fake_slack import (
     BOT_ID,
     BOT_USER_ID,
     TEAM_ID,
@@ -33,6 +30,9 @@ from tests.fakes.slack import (
     message_deleted_event,
     message_event,
 )
+from engine.llm.offline import OfflineProvider
+from engine.model import Draft, StepCall
+from engine.ports import StepRequest, StepResult
 from tests.slack_kit import (
     APP_TOKEN,
     BOT_TOKEN,

@@ -46,7 +46,7 @@ if __name__ == "__main__":
     sys.exit(_serve())
 
 
-from tests.fakes.slack import TEAM_ID, FakeSlack, app_mention_event  # noqa: E402
+from devtools.fake_slack import TEAM_ID, FakeSlack, app_mention_event  # noqa: E402
 
 pytestmark = pytest.mark.asyncio
 

@@ -14,9 +14,9 @@ import pytest
 
 from bot import blocks
 from bot.text import escape_mrkdwn
+from devtools.fake_slack import TEAM_ID, ApiCall, FakeSlack
 from engine.llm.router import Router
 from engine.model import Suggestion
-from tests.fakes.slack import TEAM_ID, ApiCall, FakeSlack
 from tests.llm_kit import Kit
 from tests.slack_kit import GONG, DictCache, Harness, Start, block, calls_in
 

@@ -30,4 +30,4 @@ def test_the_rule_catches_what_it_is_for() -> None:
         assert IMPORTS_A_TEST.match(line), line
     assert PLUGIN_A_TEST.match('pytest_plugins = ["tests.test_providers"]')
     assert not IMPORTS_A_TEST.match("from tests.llm_kit import Kit")
-    assert not IMPORTS_A_TEST.match("from tests.fakes.slack import FakeSlack")
+    assert not IMPORTS_A_TEST.match("from devtools.fake_slack import FakeSlack")

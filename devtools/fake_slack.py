@@ -659,9 +659,19 @@ class FakeSlack:
         stream_lifetime: float = 300.0,
         rate_limits: dict[str, int] | None = None,
         rate_window: float = 60.0,
+        spread: bool = False,
+        redeliver_after: float | None = None,
         host: str = "127.0.0.1",
     ) -> None:
         self.host = host
+        # Slack delivers each envelope to ONE of an app's open connections (up to 10, in no
+        # promised order): `spread` sends them round-robin; by default to the newest.
+        self.spread = spread
+        # An events_api envelope not acked this many seconds after it went out is sent again
+        # (retry_num + 1, reason "timeout", up to 3 retries), to another open connection
+        # when there is one, as Slack retries an event its app did not ack.
+        self.redeliver_after = redeliver_after
+        self.delivered_to: dict[str, int] = {}  # envelope_id -> connection number
         self.port: int = 0
         self.valid_tokens = set(valid_tokens) if valid_tokens is not None else None
         self.strict_blocks = strict_blocks
@@ -698,6 +708,8 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._closed = False
         self._counter = itertools.count(1)
+        self._next_conn = itertools.count()
+        self._redeliveries: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -729,6 +741,8 @@ class FakeSlack:
         if self._closed or self._runner is None:
             return
         self._closed = True
+        for task in list(self._redeliveries):
+            task.cancel()
         for conn in list(self._conns):
             with contextlib.suppress(Exception):  # best effort
                 await asyncio.wait_for(
@@ -1036,12 +1050,14 @@ class FakeSlack:
         *,
         accepts_response_payload: bool = False,
         timeout: float = 5.0,
+        to: int | None = None,
         **extra: Any,
     ) -> str:
-        """Send any envelope to the most recent open connection (waiting up to ``timeout``
-        for one). Returns the envelope_id."""
+        """Send any envelope to one open connection (waiting up to ``timeout`` for one): the
+        newest, the next in turn with ``spread``, or connection number ``to``. Returns the
+        envelope_id."""
         await self.wait_connected(timeout)
-        conn = self._conns[-1]
+        conn = self._pick_connection(to)
         envelope: dict[str, Any] = {
             "envelope_id": str(uuid.uuid4()),
             "payload": payload,
@@ -1050,9 +1066,25 @@ class FakeSlack:
         }
         envelope.update(extra)
         self.envelopes.append(envelope)
+        self.delivered_to[envelope["envelope_id"]] = conn.number
         await conn.ws.send_str(json.dumps(envelope))
         self._bump()
         return envelope["envelope_id"]
+
+    def _pick_connection(self, to: int | None) -> _Conn:
+        if to is not None:
+            for conn in self._conns:
+                if conn.number == to:
+                    return conn
+            raise KeyError(f"no open connection number {to}")
+        if self.spread:
+            return self._conns[next(self._next_conn) % len(self._conns)]
+        return self._conns[-1]
+
+    @property
+    def connection_numbers(self) -> list[int]:
+        """The open connections' numbers (1, 2, ... in the order they were accepted)."""
+        return [conn.number for conn in self._conns]
 
     async def push_event(
         self,
@@ -1063,6 +1095,7 @@ class FakeSlack:
         *,
         event_time: int | None = None,
         timeout: float = 5.0,
+        to: int | None = None,
     ) -> str:
         """Push an ``events_api`` envelope wrapping ``event`` in a full event_callback.
 
@@ -1093,15 +1126,36 @@ class FakeSlack:
             "is_ext_shared_channel": False,
             "event_context": "4-" + secrets.token_urlsafe(24),
         }
-        self._record_event_side_effects(event)
-        return await self.push_envelope(
+        if not retry_num:
+            self._record_event_side_effects(event)
+        envelope_id = await self.push_envelope(
             "events_api",
             payload,
             accepts_response_payload=False,
             retry_attempt=retry_num or 0,
             retry_reason=(retry_reason or "timeout") if retry_num else (retry_reason or ""),
             timeout=timeout,
+            to=to,
         )
+        if self.redeliver_after is not None and (retry_num or 0) < 3:
+            task = asyncio.create_task(self._redeliver(envelope_id, event, event_id, retry_num))
+            self._redeliveries.add(task)
+            task.add_done_callback(self._redeliveries.discard)
+        return envelope_id
+
+    async def _redeliver(
+        self, envelope_id: str, event: dict, event_id: str, retry_num: int | None
+    ) -> None:
+        assert self.redeliver_after is not None
+        await asyncio.sleep(self.redeliver_after)
+        if self._closed or any(a.envelope_id == envelope_id for a in self.acks):
+            return
+        first = self.delivered_to[envelope_id]
+        others = [n for n in self.connection_numbers if n != first]
+        with contextlib.suppress(TimeoutError):  # no connection left: nothing to retry on
+            await self.push_event(
+                event, event_id, (retry_num or 0) + 1, "timeout", to=others[0] if others else None
+            )
 
     async def push_command(
         self,
