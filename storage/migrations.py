@@ -165,6 +165,12 @@ def _v10_call_errors(db: Database) -> None:
     db.table("llm_calls").add_column("error", str)
 
 
+def _v11_suggestions_by_thread(db: Database) -> None:
+    # A turn loads its thread's last replies (`load`): without this index that read scanned
+    # the suggestions of every thread.
+    db.table("suggestions").create_index(["thread_key", "created_at"])
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v1_threads,
     _v2_llm_calls,
@@ -176,6 +182,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _v8_knowledge,
     _v9_slot_provenance,
     _v10_call_errors,
+    _v11_suggestions_by_thread,
 )
 
 

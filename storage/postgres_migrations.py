@@ -4,7 +4,8 @@ has come. Append a version; never edit one that has shipped.
 v1 is the SQLite schema of migrations v1-v6 in Postgres types (epoch seconds stay
 `double precision`, the suggestion stays JSON text, so both backends store the same values),
 plus the index the semantic tier's scoped reads need. v2 is SQLite's v7 (inbox leases), v3
-its v8 (the knowledge index), v4 its v9 (slot provenance).
+its v8 (the knowledge index), v4 its v9 (slot provenance), v5 its v10 (call errors), v6 its
+v11 (the thread index of suggestions).
 
 Several instances may start at once: the migrating connection holds an advisory lock, so one
 applies each version, in its own transaction, and the others find it done.
@@ -61,6 +62,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE slots ADD COLUMN previous_value text, ADD COLUMN previous_message_id text",),
     # Why a provider call failed, beside its outcome kind.
     ("ALTER TABLE llm_calls ADD COLUMN error text",),
+    # A turn loads its thread's last replies: without this index that read walked every
+    # suggestion newer than the thread's reset (~1,300 rows a turn at 3,000 turns, growing).
+    ("CREATE INDEX suggestions_thread ON suggestions (thread_key, created_at)",),
 )
 
 

@@ -119,7 +119,7 @@ async def test_feedback_answers_and_the_call_log(backend: Backend) -> None:
 
 # The SQLite schema after every migration, whitespace collapsed. A new migration changes it
 # (and SQLITE_VERSION) on purpose; any other change to it is a bug in a shipped migration.
-SQLITE_VERSION = 10
+SQLITE_VERSION = 11
 SQLITE_SCHEMA = (
     (
         'CREATE TABLE "cache_entries" ( "key" TEXT PRIMARY KEY, "fingerprint" TEXT, '
@@ -135,6 +135,10 @@ SQLITE_SCHEMA = (
     'CREATE INDEX "idx_messages_thread_key_created_at" ON "messages" ("thread_key", "created_at")',
     'CREATE INDEX "idx_suggestions_created_at" ON "suggestions" ("created_at")',
     'CREATE INDEX "idx_suggestions_message_id" ON "suggestions" ("message_id")',
+    (
+        'CREATE INDEX "idx_suggestions_thread_key_created_at" ON "suggestions" '
+        '("thread_key", "created_at")'
+    ),
     (
         'CREATE TABLE "inbox" ( "id" TEXT PRIMARY KEY, "team" TEXT, "channel" TEXT, '
         '"thread_ts" TEXT, "ts" TEXT, "user" TEXT, "text" TEXT, "payload" TEXT, "state" TEXT, '
@@ -199,7 +203,7 @@ async def test_sqlite_a_fresh_file_gets_the_exact_schema_and_reopening_changes_n
         assert schema == SQLITE_SCHEMA
 
 
-POSTGRES_VERSION = 5
+POSTGRES_VERSION = 6
 
 
 def _postgres_columns(url: str) -> dict[str, list[str]]:
