@@ -36,7 +36,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="engine overhead, throughput and memory with zero-latency providers",
     )
-    p.add_argument("--turns", type=int, default=336, help="turns in the workload")
+    p.add_argument(
+        "--turns",
+        type=int,
+        help="turns in the workload (default 336; --overhead: 2,000 one at a time and 3,000 "
+        "in flight, 600 and 1,000 for the SDK path)",
+    )
     p.add_argument(
         "--threads", type=int, help="threads in the workload (default: one per 6 turns, 56)"
     )
@@ -55,11 +60,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--memory-turns", type=int, default=10_000, help="--overhead: turns of the memory run"
     )
+    p.add_argument(
+        "--database-url",
+        help="--overhead: also run on Postgres, each run on a fresh scratch database on this "
+        "server (postgresql://...; default DATABASE_URL), or 'auto' for a throwaway server",
+    )
     return p
 
 
 def main(argv: Sequence[str], settings: Settings, stdout: TextIO) -> int:
     args = parser().parse_args(argv)
+    args.overhead_turns = args.turns
+    if args.turns is None:
+        args.turns = 336
     if args.threads is None:
         args.threads = max(1, round(args.turns / 6))
     args.command_line = "sales-agent bench " + " ".join(shlex.quote(a) for a in argv)
@@ -173,32 +186,60 @@ def ladder(
 
 
 def overhead(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
+    from . import pg
+
+    url: str | None = args.database_url or (
+        str(settings.database_url) if settings.database_url else None
+    )
+    if url == "auto":
+        _say("bench: starting a throwaway Postgres server for the run")
+        with pg.auto_server() as server_url:
+            return _overhead(args, settings, stdout, server_url)
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        print("sales-agent: error: --database-url: postgresql://... or auto", file=sys.stderr)
+        return 2
+    return _overhead(args, settings, stdout, url)
+
+
+def _overhead(
+    args: argparse.Namespace, settings: Settings, stdout: TextIO, database_url: str | None
+) -> int:
     from engine.settings import Settings
 
-    from . import report
+    from . import pg, report
     from .overhead import measure
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for provider in ("offline", "fake-sdk"):
-        # The memory run (10,000 turns, both cache tiers full) needs no second provider: the
-        # SDK path's pools are fixed-size; it gets the latency and throughput runs only.
-        results.append(
-            asyncio.run(
-                measure(
-                    Settings(log_level=settings.log_level, embedder="minilm"),
-                    out / "db",
-                    provider=provider,
-                    memory_turns=args.memory_turns if provider == "offline" else 0,
-                    throughput_turns=3000 if provider == "offline" else 1000,
-                    latency_turns=2000 if provider == "offline" else 600,
-                    seed=args.seed,
-                    progress=_say,
-                )
-            ).as_dict()
-        )
-    doc = {"machine": report.machine(), "results": results}
+    # SQLite first, then the same runs on Postgres: the ratios are within one run.
+    for url in (None, database_url) if database_url else (None,):
+        for provider in ("offline", "fake-sdk"):
+            offline = provider == "offline"
+            n = args.overhead_turns
+            # The memory run (10,000 turns, both cache tiers full) needs no second provider:
+            # the SDK path's pools are fixed-size; it gets the latency and throughput runs only.
+            results.append(
+                asyncio.run(
+                    measure(
+                        Settings(log_level=settings.log_level, embedder="minilm"),
+                        out / "db",
+                        provider=provider,
+                        database_url=url,
+                        memory_turns=args.memory_turns if offline else 0,
+                        throughput_turns=n or (3000 if offline else 1000),
+                        latency_turns=n or (2000 if offline else 600),
+                        seed=args.seed,
+                        progress=_say,
+                    )
+                ).as_dict()
+            )
+    doc = {
+        "machine": report.machine(),
+        "command": args.command_line.strip(),
+        "database": pg.redact(database_url) if database_url else None,
+        "results": results,
+    }
     (out / "overhead.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -207,13 +248,15 @@ def overhead(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> in
 
 
 def overhead_table(doc: dict[str, Any]) -> str:
+    from . import pg
+
     m = doc["machine"]
     lines = [
-        f"Engine overhead on {m['nproc']} × {m['cpu']}, {m['date']} (SQLite on, caches on)",
+        f"Engine overhead on {m['nproc']} × {m['cpu']}, {m['date']} (persistence on, caches on)",
         "",
-        "| providers | overhead p50 | overhead p99 | CPU overhead p50 | CPU overhead p99 "
+        "| providers | store | overhead p50 | overhead p99 | CPU overhead p50 | CPU overhead p99 "
         "| turns/s | RSS start → end (MiB) | growth after 2,000 turns |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in doc["results"]:
         o, c, rss = r["overhead_ms"], r["overhead_cpu_ms"], r["rss_mb"]
@@ -225,15 +268,29 @@ def overhead_table(doc: dict[str, Any]) -> str:
         if r.get("rss_growth_after_2000_mb") is not None:
             growth = f"{r['rss_growth_after_2000_mb']:+.1f} MiB"
         lines.append(
-            f"| {r['provider']} | {o['p50']:.3f} ms | {o['p99']:.3f} ms | {c['p50']:.3f} ms | "
-            f"{c['p99']:.3f} ms | {r['throughput_turns_per_s']:.0f} ({r['in_flight']} in flight) | "
+            f"| {r['provider']} | {r.get('backend', 'sqlite')} | {o['p50']:.3f} ms | "
+            f"{o['p99']:.3f} ms | {c['p50']:.3f} ms | {c['p99']:.3f} ms | "
+            f"{r['throughput_turns_per_s']:.0f} ({r['in_flight']} in flight) | "
             f"{memory} | {growth} |"
         )
     lines.append("")
+    lines += _backend_ratios(doc["results"])
+    for r in doc["results"]:
+        load = r.get("db_load_per_turn")
+        if load:
+            lines.append(f"Postgres load per turn ({r['provider']}): {pg.describe(load)}")
+            scans = {
+                t: v for t, v in r.get("db_tables_per_turn", {}).items() if v.get("seq_tup_read")
+            }
+            for table, v in sorted(scans.items(), key=lambda kv: -kv[1]["seq_tup_read"]):
+                lines.append(
+                    f"  {table}: {v['seq_scan']:.2f} sequential scans reading "
+                    f"{v['seq_tup_read']:.0f} rows per turn"
+                )
     for r in doc["results"]:
         if len(r["rss_mb"]) > 1:
             lines.append(
-                f"RSS every 1,000 turns ({r['provider']}): "
+                f"RSS every 1,000 turns ({r['provider']}, {r.get('backend', 'sqlite')}): "
                 + " ".join(f"{s['rss_mb']:.0f}" for s in r["rss_mb"])
                 + " MiB"
             )
@@ -247,3 +304,20 @@ def overhead_table(doc: dict[str, Any]) -> str:
                 f"{c['lookup_ms_embedded']['p50']:.2f}/{c['lookup_ms_embedded']['p99']:.2f} ms"
             )
     return "\n".join(lines)
+
+
+def _backend_ratios(results: list[dict[str, Any]]) -> list[str]:
+    """Postgres against SQLite for each provider measured on both, within this run."""
+    by = {(r["provider"], r.get("backend", "sqlite")): r for r in results}
+    lines = []
+    for (provider, backend), pg_row in by.items():
+        lite = by.get((provider, "sqlite"))
+        if backend != "postgres" or lite is None:
+            continue
+        o, lo = pg_row["overhead_ms"], lite["overhead_ms"]
+        lines.append(
+            f"Postgres / SQLite ({provider}): overhead p50 × {o['p50'] / lo['p50']:.2f}, "
+            f"p99 × {o['p99'] / lo['p99']:.2f}, turns/s × "
+            f"{pg_row['throughput_turns_per_s'] / lite['throughput_turns_per_s']:.2f}"
+        )
+    return lines

@@ -16,14 +16,13 @@ from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.ports import Provider, ResponseCache
 from engine.settings import Settings
-from storage import SqliteStore
-from storage.cache_store import SqliteCacheStore
+from storage import Store, open_store
 
 
 @dataclass
 class Built:
     engine: Engine
-    store: SqliteStore
+    store: Store
     cache: ResponseCache | None
     llm: Any
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -34,15 +33,15 @@ class Built:
 
 
 async def build_cache(
-    settings: Settings, store: SqliteStore, providers: tuple[str, ...] = ()
+    settings: Settings, store: Store, providers: tuple[str, ...] = ()
 ) -> ResponseCache | None:
-    """The response cache the settings ask for, persisted in the row's SQLite file, as the
-    app wires it (`engine.cache.open_cache` with `storage.cache_store.SqliteCacheStore`)."""
+    """The response cache the settings ask for, persisted in the run's store, as the app
+    wires it (`engine.cache.open_cache` with the store's `cache_rows()`)."""
     if not settings.cache:
         return None
     cache: ResponseCache | None = await open_cache(
         settings,
-        persistence=SqliteCacheStore(store),
+        persistence=store.cache_rows(),
         suggestion_of=store.suggestion,
         providers=providers,
     )
@@ -62,9 +61,12 @@ async def build(
     pool: bool = True,
     factory: LlmFactory | None = None,
 ) -> Built:
-    """A whole engine over SQLite with the providers and cache the settings ask for."""
+    """A whole engine over the settings' store (SQLite at `db_path`, or Postgres at
+    `database_url`) with the providers and cache the settings ask for, as app.py wires it."""
     make_llm = factory or build_llm
-    store = await SqliteStore.open(settings.db_path, history_window=settings.history_window)
+    store = await open_store(
+        settings.database_url or settings.db_path, history_window=settings.history_window
+    )
     closers: list[Callable[[], Awaitable[None]]] = [store.close]
     try:
         llm = await make_llm(settings, calls=store, pool=pool)
@@ -82,6 +84,7 @@ async def build(
             tiering=llm.tiering,
             calls=store,
             llm_stats=llm,
+            locks=store.thread_locks,
         )
     except BaseException:
         for close in reversed(closers):
