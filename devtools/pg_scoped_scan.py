@@ -1,11 +1,14 @@
-"""How long the semantic tier's scoped scan takes on a shared store, against how many cache
-entries share one context fingerprint.
+"""How long a semantic lookup would take if its candidates came from the database, against how
+many cache entries share one context fingerprint.
 
-With several instances the semantic candidates come from the database: every entry of the
-message's (version, fingerprint) scope is read and scored against the message's vector in
-numpy (no vector extension). This measures that read + score, for the full rows
-(`scoped`, what `storage.*_cache` returns) and for keys and vectors only (the lean query a
-tier would send, fetching the best candidate's row afterwards), on Postgres and on SQLite.
+The design not taken: each lookup reads every entry of the message's (version, fingerprint)
+scope and scores it against the message's vector in numpy (no vector extension). The cache
+instead follows the other instances' entries into its in-memory index
+(`TwoTierCache.follow`), so no lookup waits for the database; these figures are why. This
+measures that read + score, for the full rows and for keys and vectors only (the lean query a
+tier would send, fetching the best candidate's row afterwards), on Postgres and on SQLite. The
+storage adapters have no such reads any more, so the queries and the Postgres index they need
+(dropped from the schema in v7) live here.
 
     .venv/bin/python -m devtools.pg_scoped_scan                # starts a throwaway server
     .venv/bin/python -m devtools.pg_scoped_scan --url postgresql://... --sizes 10,100,1000
@@ -26,7 +29,9 @@ import numpy as np
 
 from engine.cache.persistence import StoredEntry
 from storage import open_store
-from storage.cache_store import BufferedCacheStore
+from storage.cache_store import COLUMNS, BufferedCacheStore, entry_from_row
+from storage.postgres import PostgresStore
+from storage.sqlite import SqliteStore
 
 DIM = 384  # the local MiniLM embedder's dimension
 BODY = json.dumps({"reply": "x" * 600, "coaching_tip": "y" * 200, "slots": {"a": "b"}})
@@ -72,6 +77,12 @@ async def measure(target: str | Path, sizes: list[int], reps: int) -> list[dict[
     store = await open_store(target)
     rows = store.cache_rows()
     assert isinstance(rows, BufferedCacheStore)
+    if isinstance(store, PostgresStore):
+        await _query(
+            store,
+            "CREATE INDEX IF NOT EXISTS scan_scope ON cache_entries (version, fingerprint)",
+            [],
+        )
     rng = np.random.default_rng(7)
     query = rng.standard_normal(DIM).astype(np.float32)
     query /= np.linalg.norm(query)
@@ -84,13 +95,13 @@ async def measure(target: str | Path, sizes: list[int], reps: int) -> list[dict[
         await rows.flush()
 
         async def full(fp: str = fingerprint) -> int:
-            found = await rows.scoped("v1", fp)
+            found = await _scoped(store, fp)
             return _score([e.vector or b"" for e in found], query)
 
         async def lean(fp: str = fingerprint) -> int:
             keys_vectors = await _keys_and_vectors(store, fp)
             best = _score([v for _, v in keys_vectors], query)
-            return 0 if await rows.entry(keys_vectors[best][0]) is None else 1
+            return 0 if await _entry(store, keys_vectors[best][0]) is None else 1
 
         await full()
         full_p50, full_p95 = await _timed(full, reps)
@@ -108,24 +119,36 @@ async def measure(target: str | Path, sizes: list[int], reps: int) -> list[dict[
     return results
 
 
-async def _keys_and_vectors(store: object, fingerprint: str) -> list[tuple[str, bytes]]:
-    from storage.postgres import PostgresStore
-    from storage.sqlite import SqliteStore
-
-    query = "SELECT key, vector FROM cache_entries WHERE version = {p} AND fingerprint = {p}"
+async def _query(store: object, query: str, params: list[object]) -> list[tuple[object, ...]]:
+    """`query` written with `{p}` for each parameter, on either backend."""
     if isinstance(store, PostgresStore):
-        rows = await store._all("scan", query.format(p="%s"), ["v1", fingerprint])
-        return [(k, bytes(v)) for k, v in rows]
+        if not query.lstrip().startswith("SELECT"):
+            await store.read("scan", lambda conn: conn.execute(query.format(p="%s"), params))
+            return []
+        return await store._all("scan", query.format(p="%s"), params)
     assert isinstance(store, SqliteStore)
     db = store.db
 
-    def read() -> list[tuple[str, bytes]]:
-        return [
-            (k, bytes(v))
-            for k, v in db.execute(query.format(p="?"), ["v1", fingerprint]).fetchall()
-        ]
+    def read() -> list[tuple[object, ...]]:
+        return [tuple(r) for r in db.execute(query.format(p="?"), params).fetchall()]
 
     return await store.run(read)
+
+
+async def _scoped(store: object, fingerprint: str) -> list[StoredEntry]:
+    query = f"SELECT {COLUMNS} FROM cache_entries WHERE version = {{p}} AND fingerprint = {{p}}"
+    return [entry_from_row(r) for r in await _query(store, query, ["v1", fingerprint])]
+
+
+async def _entry(store: object, key: str) -> StoredEntry | None:
+    rows = await _query(store, f"SELECT {COLUMNS} FROM cache_entries WHERE key = {{p}}", [key])
+    return entry_from_row(rows[0]) if rows else None
+
+
+async def _keys_and_vectors(store: object, fingerprint: str) -> list[tuple[str, bytes]]:
+    query = "SELECT key, vector FROM cache_entries WHERE version = {p} AND fingerprint = {p}"
+    rows = await _query(store, query, ["v1", fingerprint])
+    return [(str(k), bytes(v)) for k, v in rows]  # type: ignore[call-overload]
 
 
 def _table(name: str, results: list[dict[str, object]]) -> str:
@@ -155,9 +178,7 @@ def main() -> None:
         from devtools.pgserver import PostgresServer
 
         with PostgresServer.start() as server:
-            out["postgres"] = asyncio.run(
-                measure(server.create_database("scan"), sizes, args.reps)
-            )
+            out["postgres"] = asyncio.run(measure(server.create_database("scan"), sizes, args.reps))
     with tempfile.TemporaryDirectory() as tmp:
         out["sqlite"] = asyncio.run(measure(Path(tmp) / "scan.db", sizes, args.reps))
     if args.json:

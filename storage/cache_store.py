@@ -11,9 +11,10 @@ table of its own.
 when it queued behind the next turn's reads on SQLite. A crash loses at most that window of
 cache entries, never a block, which is written at once.
 
-Beyond the port, both read what other instances wrote to a shared database: `entry` (one key),
-`scoped` (every entry of one context fingerprint: the semantic tier's candidates) and
-`blocked_since` (dislikes recorded since a time).
+`changes_since` reads, in one query, the entries of one version and the blocks written since a
+time: on a shared database (Postgres) the cache polls it to follow the other instances. SQLite
+serves one process, so nothing polls it there; it answers the same for the port's sake, without
+an index of its own.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
-from engine.cache.persistence import LoadedCache, StoredEntry
+from engine.cache.persistence import Changes, LoadedCache, StoredEntry
 from engine.errors import StoreUnavailable
 
 from .sqlite import SqliteStore
@@ -140,14 +141,9 @@ class BufferedCacheStore(ABC):
     async def _block(self, answer: str, suggestion_id: str, at: float) -> None: ...
 
     @abstractmethod
-    async def entry(self, key: str) -> StoredEntry | None: ...
-
-    @abstractmethod
-    async def scoped(self, version: str, fingerprint: str) -> list[StoredEntry]: ...
-
-    @abstractmethod
-    async def blocked_since(self, since: float) -> list[tuple[str, float]]:
-        """(answer digest, blocked at) for every block recorded at or after `since`."""
+    async def changes_since(
+        self, version: str, since: float, known: Collection[str]
+    ) -> Changes: ...
 
     @abstractmethod
     async def _write(
@@ -172,6 +168,17 @@ def entry_from_row(r: Sequence[Any]) -> StoredEntry:
         used_at=float(r[9]),
         hits=int(r[10] or 0),
     )
+
+
+def changes_from_rows(rows: Sequence[Sequence[Any]], known: Collection[str] = ()) -> Changes:
+    """Rows of one version and tombstones, oldest first, split into entries and blocks."""
+    entries, blocked = [], []
+    for r in rows:
+        if r[2] == BLOCKED_VERSION:
+            blocked.append((str(r[0]).removeprefix(BLOCKED_PREFIX), float(r[8])))
+        elif r[0] not in known:
+            entries.append(entry_from_row(r))
+    return Changes(entries=entries, blocked=blocked)
 
 
 def entry_row(e: StoredEntry) -> tuple[Any, ...]:
@@ -228,35 +235,16 @@ class SqliteCacheStore(BufferedCacheStore):
         dropped = await self._housekeeping(self.store.run(drop_stale_cache))
         return replace(loaded, dropped=dropped)
 
-    async def entry(self, key: str) -> StoredEntry | None:
-        def read_cache_entry() -> StoredEntry | None:
-            row = self.store.db.execute(
-                f"SELECT {COLUMNS} FROM cache_entries WHERE key = ?", [key]
-            ).fetchone()
-            return entry_from_row(row) if row else None
-
-        return await self.store.run(read_cache_entry)
-
-    async def scoped(self, version: str, fingerprint: str) -> list[StoredEntry]:
-        def read_cache_scope() -> list[StoredEntry]:
+    async def changes_since(self, version: str, since: float, known: Collection[str]) -> Changes:
+        def read_changes() -> Changes:
             rows = self.store.db.execute(
-                f"SELECT {COLUMNS} FROM cache_entries WHERE version = ? AND fingerprint = ?",
-                [version, fingerprint],
+                f"SELECT {COLUMNS} FROM cache_entries WHERE version IN (?, ?) "
+                "AND created_at >= ? ORDER BY created_at, key",
+                [version, BLOCKED_VERSION, since],
             ).fetchall()
-            return [entry_from_row(r) for r in rows]
+            return changes_from_rows(rows, known)
 
-        return await self.store.run(read_cache_scope)
-
-    async def blocked_since(self, since: float) -> list[tuple[str, float]]:
-        def read_blocks() -> list[tuple[str, float]]:
-            rows = self.store.db.execute(
-                "SELECT key, created_at FROM cache_entries WHERE version = ? "
-                "AND created_at >= ? ORDER BY created_at",
-                [BLOCKED_VERSION, since],
-            ).fetchall()
-            return [(k.removeprefix(BLOCKED_PREFIX), float(at)) for k, at in rows]
-
-        return await self.store.run(read_blocks)
+        return await self.store.run(read_changes)
 
     async def _write(
         self,

@@ -1,23 +1,26 @@
 """The response cache's rows in Postgres (`CachePersistence`), shared by every instance.
 
-Same rows as SQLite's (`storage.cache_store`), same batching. A block is written at once and is
-a row any instance reads (`load`, `blocked_since`); entries one instance stored are read by
-another with `entry` (exact key) or `scoped` (one context fingerprint, for the semantic tier:
-no vector extension, the scope keeps the scan small; `devtools/pg_scoped_scan.py` measures it).
+Same rows as SQLite's (`storage.cache_store`), same batching. A block is written at once. Every
+instance polls `changes_since`: one query, on the (version, created_at) index, returns the
+entries of its version and the blocks written since a time, less the keys the caller already
+has, so a poll that finds nothing new sends back nothing but a few blocks. The semantic tier
+needs no vector extension: each instance scores the vectors it followed in memory, scoped by
+context fingerprint (`engine.cache.semantic`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
-from engine.cache.persistence import LoadedCache, StoredEntry
+from engine.cache.persistence import Changes, LoadedCache, StoredEntry
 
 from .cache_store import (
     BLOCKED_PREFIX,
     BLOCKED_VERSION,
     COLUMNS,
     BufferedCacheStore,
+    changes_from_rows,
     entry_from_row,
     entry_row,
 )
@@ -30,7 +33,7 @@ _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.replace(" ", "").spli
 
 
 class PostgresCacheStore(BufferedCacheStore):
-    shared = True  # every instance's rows: TwoTierCache follows the blocks others write
+    shared = True  # every instance's rows: TwoTierCache follows what the others write
 
     def __init__(self, store: PostgresStore, *, flush_after_s: float = 0.25) -> None:
         super().__init__(flush_after_s=flush_after_s)
@@ -62,28 +65,14 @@ class PostgresCacheStore(BufferedCacheStore):
         dropped = await self._housekeeping(self.store.read("cache cleanup", drop_stale))
         return replace(loaded, dropped=dropped)
 
-    async def entry(self, key: str) -> StoredEntry | None:
-        row = await self.store._one(
-            "cache entry", f"SELECT {COLUMNS} FROM cache_entries WHERE key = %s", [key]
-        )
-        return entry_from_row(row) if row else None
-
-    async def scoped(self, version: str, fingerprint: str) -> list[StoredEntry]:
+    async def changes_since(self, version: str, since: float, known: Collection[str]) -> Changes:
         rows = await self.store._all(
-            "cache scope",
-            f"SELECT {COLUMNS} FROM cache_entries WHERE version = %s AND fingerprint = %s",
-            [version, fingerprint],
+            "cache changes",
+            f"SELECT {COLUMNS} FROM cache_entries WHERE (version = %s OR version = %s) "
+            "AND created_at >= %s AND NOT (key = ANY(%s::text[])) ORDER BY created_at, key",
+            [version, BLOCKED_VERSION, since, list(known)],
         )
-        return [entry_from_row(r) for r in rows]
-
-    async def blocked_since(self, since: float) -> list[tuple[str, float]]:
-        rows = await self.store._all(
-            "blocked_since",
-            "SELECT key, created_at FROM cache_entries WHERE version = %s AND created_at >= %s "
-            "ORDER BY created_at",
-            [BLOCKED_VERSION, since],
-        )
-        return [(k.removeprefix(BLOCKED_PREFIX), float(at)) for k, at in rows]
+        return changes_from_rows(rows)
 
     async def _write(
         self,

@@ -3,9 +3,10 @@ has come. Append a version; never edit one that has shipped.
 
 v1 is the SQLite schema of migrations v1-v6 in Postgres types (epoch seconds stay
 `double precision`, the suggestion stays JSON text, so both backends store the same values),
-plus the index the semantic tier's scoped reads need. v2 is SQLite's v7 (inbox leases), v3
-its v8 (the knowledge index), v4 its v9 (slot provenance), v5 its v10 (call errors), v6 its
-v11 (the thread index of suggestions).
+plus an index for reading one fingerprint's entries (dropped by v7). v2 is SQLite's v7 (inbox
+leases), v3 its v8 (the knowledge index), v4 its v9 (slot provenance), v5 its v10 (call
+errors), v6 its v11 (the thread index of suggestions); v7 is Postgres's own: the index the
+cache's poll of other instances' rows reads.
 
 Several instances may start at once: the migrating connection holds an advisory lock, so one
 applies each version, in its own transaction, and the others find it done.
@@ -65,6 +66,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # A turn loads its thread's last replies: without this index that read walked every
     # suggestion newer than the thread's reset (~1,300 rows a turn at 3,000 turns, growing).
     ("CREATE INDEX suggestions_thread ON suggestions (thread_key, created_at)",),
+    # Every instance polls the entries and blocks written since a time (TwoTierCache.follow);
+    # nothing reads one fingerprint's entries from the database any more.
+    (
+        "CREATE INDEX cache_entries_version_created ON cache_entries (version, created_at)",
+        "DROP INDEX cache_entries_scope",
+    ),
 )
 
 

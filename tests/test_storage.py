@@ -15,7 +15,7 @@ from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
 from engine.ports import CallRecord, StepRequest, StepResult
 from engine.settings import Settings
-from storage import SqliteStore, Store, open_store
+from storage import SqliteStore, Store
 from storage.cache_store import BufferedCacheStore
 from storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 
@@ -203,7 +203,7 @@ async def test_sqlite_a_fresh_file_gets_the_exact_schema_and_reopening_changes_n
         assert schema == SQLITE_SCHEMA
 
 
-POSTGRES_VERSION = 6
+POSTGRES_VERSION = 7
 
 
 def _postgres_columns(url: str) -> dict[str, list[str]]:
@@ -322,25 +322,28 @@ async def test_cache_rows_are_shared_between_instances(backend: Backend) -> None
     rows_a, rows_b = a.cache_rows(), b.cache_rows()
     assert isinstance(rows_a, BufferedCacheStore) and isinstance(rows_b, BufferedCacheStore)
     vector = bytes(range(16))
-    await rows_a.save(replace(entry("k1"), vector=vector, embedder="e"))
-    await rows_a.save(entry("k2"))
-    await rows_a.save(entry("k3", fingerprint="other"))
-    await rows_a.save(entry("k4", version="v0"))
+    await rows_a.save(replace(entry("k1"), vector=vector, embedder="e", created_at=5.0))
+    await rows_a.save(replace(entry("k2"), created_at=6.0))
+    await rows_a.save(replace(entry("k3", fingerprint="other"), created_at=7.0))
+    await rows_a.save(replace(entry("k4", version="v0"), created_at=8.0))
+    await rows_a.save(entry("k5"))  # created at 1.0: before the window
     await rows_a.flush()
 
-    got = await rows_b.entry("k1")
-    assert got is not None and got.vector == vector and got.embedder == "e"
-    assert await rows_b.entry("nope") is None
-    assert sorted(e.key for e in await rows_b.scoped("v1", "fp")) == ["k1", "k2"]
-    assert [e.key for e in await rows_b.scoped("v1", "other")] == ["k3"]
+    # One read: this version's entries since a time, less the keys the reader has.
+    changes = await rows_b.changes_since("v1", 5.0, ["k2"])
+    assert [e.key for e in changes.entries] == ["k1", "k3"] and changes.blocked == []
+    got = changes.entries[0]
+    assert got.vector == vector and got.embedder == "e" and got.fingerprint == "fp"
+    assert [e.key for e in (await rows_b.changes_since("v0", 0.0, [])).entries] == ["k4"]
 
     # A dislike on one instance is seen by the other, from the time it happened.
-    assert await rows_b.blocked_since(0.0) == []
     await rows_a.block("answer-1", "s-k1", 10.0)
     await rows_a.block("answer-1", "s-k1", 11.0)  # blocked already: kept once
     await rows_a.block("answer-2", "s-k2", 20.0)
-    assert await rows_b.blocked_since(0.0) == [("answer-1", 10.0), ("answer-2", 20.0)]
-    assert await rows_b.blocked_since(15.0) == [("answer-2", 20.0)]
+    changes = await rows_b.changes_since("v1", 0.0, ["k1", "k2", "k3", "k5"])
+    assert changes.entries == []
+    assert changes.blocked == [("answer-1", 10.0), ("answer-2", 20.0)]
+    assert (await rows_b.changes_since("v1", 15.0, [])).blocked == [("answer-2", 20.0)]
     assert sorted((await rows_b.load("v1", 0.0)).blocked) == ["answer-1", "answer-2"]
     await a.close()
     await b.close()
@@ -518,52 +521,6 @@ async def test_the_context_carries_the_threads_earlier_replies(backend: Backend)
         for i, text in enumerate(["We have 40 reps.", "We use spreadsheets today."])
     ]
     assert (await store.load(KEY)).replies == tuple(s.reply for s in made)
-
-
-async def test_a_dislike_on_one_instance_stops_every_instance_serving_it(pg_url: str) -> None:
-    from engine.cache.response_cache import TwoTierCache
-    from engine.model import ThreadContext
-
-    a, b = await open_store(pg_url), await open_store(pg_url)
-    caches = [
-        TwoTierCache(
-            version="v1",
-            persistence=s.cache_rows(),
-            suggestion_of=s.suggestion,
-            follow_blocks_s=0.1,
-        )
-        for s in (a, b)
-    ]
-    context = ThreadContext(key=KEY)
-    s = await some_suggestion(a)
-    await caches[0].load()
-    await caches[0].store("Too expensive for us", context, s)
-    await caches[0].flush()
-    await caches[1].load()  # B starts after A stored it: the shared rows give it the entry
-    hit = await caches[1].lookup("Too expensive for us", context)
-    assert hit is not None and hit.suggestion.reply == s.reply
-
-    await caches[0].forget(s.id)  # the rep disliked it on A
-    await asyncio.sleep(0.5)  # B follows the blocks every 0.1 s
-    assert await caches[1].lookup("Too expensive for us", context) is None
-    assert await caches[0].lookup("Too expensive for us", context) is None
-    await caches[1].store("Too expensive for us", context, s)  # refused on B too
-    assert await caches[1].lookup("Too expensive for us", context) is None
-    for c in caches:
-        await c.aclose()
-    await a.close()
-    await b.close()
-
-
-async def test_a_single_sqlite_instance_follows_no_blocks(tmp_path: Path) -> None:
-    from engine.cache.response_cache import TwoTierCache
-
-    store = await open_store(tmp_path / "one.db")
-    cache = TwoTierCache(version="v1", persistence=store.cache_rows(), follow_blocks_s=0.01)
-    await cache.load()
-    assert cache._follower is None  # nothing else writes its rows: no polling
-    await cache.aclose()
-    await store.close()
 
 
 async def test_latest_thread_is_the_users_latest_in_that_channel(backend: Backend) -> None:

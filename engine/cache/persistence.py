@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["CachePersistence", "LoadedCache", "StoredEntry"]
+__all__ = ["CachePersistence", "Changes", "LoadedCache", "StoredEntry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +31,17 @@ class LoadedCache:
     dropped: int  # rows of another version, or expired, removed while loading
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What any instance wrote since a time: one poll of a shared database."""
+
+    entries: Sequence[StoredEntry]  # of the version asked for, oldest first
+    blocked: Sequence[tuple[str, float]]  # (answer digest, blocked at), oldest first
+
+
 class CachePersistence(Protocol):
-    # Other instances write the same rows (a shared database): the cache follows their blocks.
+    # Other instances write the same rows (a shared database): the cache follows their new
+    # entries and their blocks with `changes_since`.
     shared: bool
 
     async def load(self, version: str, not_before: float) -> LoadedCache:
@@ -50,9 +59,10 @@ class CachePersistence(Protocol):
         """Remember for good that this answer must never be served again (at once)."""
         ...
 
-    async def blocked_since(self, since: float) -> Sequence[tuple[str, float]]:
-        """(answer digest, blocked at) of every block recorded at or after `since`, by any
-        instance."""
+    async def changes_since(self, version: str, since: float, known: Collection[str]) -> Changes:
+        """In one read: the entries of `version` created at or after `since` whose keys are not
+        in `known` (the caller has them already), and every block recorded at or after `since`,
+        by any instance."""
         ...
 
     async def flush(self) -> None:

@@ -73,7 +73,7 @@ class TwoTierCache:
         suggestion_of: SuggestionLookup | None = None,
         clock: Callable[[], float] = time.time,
         embed_timeout_s: float = 2.0,
-        follow_blocks_s: float = 1.0,
+        follow_s: float = 1.0,
     ) -> None:
         self.version = version
         self.embedder = embedder
@@ -100,8 +100,12 @@ class TwoTierCache:
         self._ms_exact: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._ms_semantic: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._stores_since_sweep = 0
-        self.follow_blocks_s = follow_blocks_s
+        self.follow_s = follow_s
         self._follower: asyncio.Task[None] | None = None
+        # A shared database: where the next poll starts, and the keys of entries created since
+        # then that this cache has already (stored, loaded, followed or refused).
+        self._follow_from = 0.0
+        self._seen: dict[str, float] = {}
 
     # Loading ---------------------------------------------------------------------------
 
@@ -122,37 +126,54 @@ class TwoTierCache:
         loaded = await self.persistence.load(self.version, now - self.ttl_s)
         self._blocked.update(loaded.blocked)
         if self.persistence.shared and self._follower is None:
-            self._follower = asyncio.get_running_loop().create_task(self._follow_blocks(now))
+            self._follow_from = now - _CLOCK_SKEW_S
+            self._follower = asyncio.get_running_loop().create_task(self._follow())
         if loaded.dropped:
             self._evicted["stale"] += loaded.dropped
-        name = self.embedder.name if self.embedder else None
         for row in loaded.entries:
-            try:
-                suggestion = suggestion_from_dict(json.loads(row.body))
-            except (ValueError, KeyError, TypeError):
-                log.warning("dropping an unreadable cache entry %s", row.key[:12])
-                self._background(self.persistence.delete([row.key]))
-                continue
-            entry = Entry(
-                key=row.key,
-                fingerprint=row.fingerprint,
-                text=row.text,
-                suggestion=suggestion,
-                answer=answer_id(suggestion),
-                created_at=row.created_at,
-                used_at=row.used_at,
-                hits=row.hits,
-            )
-            if entry.answer in self._blocked:
-                self._background(self.persistence.delete([row.key]))
-                continue
-            vector = None
-            if self._index is not None and row.embedder == name and row.vector is not None:
-                vector = np.frombuffer(row.vector, dtype="<f4").astype(np.float32)
-                if vector.shape != (self._index.dim,):
-                    vector = None
-            self._insert(entry, vector, persist=False)
+            self._adopt(row)
+            self._saw(row.key, row.created_at)
         return len(self._exact)
+
+    def _adopt(self, row: StoredEntry) -> int:
+        """Take in an entry storage gave (loaded, or another instance's): 1 if it went in, 0
+        if it was unreadable or its answer is blocked (then its row goes too). Its vector is
+        reused when the same embedder made it; else the entry serves exact repeats only, for
+        embedding another instance's messages again would cost an embedder call (a paid one,
+        for OpenAI) per entry and per instance, most of them never asked again."""
+        assert self.persistence is not None
+        try:
+            suggestion = suggestion_from_dict(json.loads(row.body))
+        except (ValueError, KeyError, TypeError):
+            log.warning("dropping an unreadable cache entry %s", row.key[:12])
+            self._background(self.persistence.delete([row.key]))
+            return 0
+        entry = Entry(
+            key=row.key,
+            fingerprint=row.fingerprint,
+            text=row.text,
+            suggestion=suggestion,
+            answer=answer_id(suggestion),
+            created_at=row.created_at,
+            used_at=row.used_at,
+            hits=row.hits,
+        )
+        if entry.answer in self._blocked:
+            self._background(self.persistence.delete([row.key]))
+            return 0
+        vector = None
+        name = self.embedder.name if self.embedder else None
+        if self._index is not None and row.embedder == name and row.vector is not None:
+            vector = np.frombuffer(row.vector, dtype="<f4").astype(np.float32)
+            if vector.shape != (self._index.dim,):
+                vector = None
+        self._insert(entry, vector, persist=False)
+        return 1
+
+    def _saw(self, key: str, created_at: float) -> None:
+        """Following a shared database: the next poll need not send this entry back."""
+        if self._follower is not None:
+            self._seen[key] = created_at
 
     def rekey(self, version: str) -> None:
         """What writes answers changed while running (a knowledge file was edited): entries
@@ -222,6 +243,7 @@ class TwoTierCache:
             used_at=now,
         )
         self._insert(entry, vector, persist=True)
+        self._saw(key, now)
         if vector is not None:  # work out the guard's view now, not in a later lookup
             _ = facts(entry.text).situation
         self._counts["stored"] += 1
@@ -251,24 +273,36 @@ class TwoTierCache:
             if found is not None:
                 self._drop(found, "disliked")
 
-    async def _follow_blocks(self, since: float) -> None:
-        """A shared database: every `follow_blocks_s`, apply the dislikes other instances
-        recorded, so none of them serves an answer a rep disliked anywhere. The window looks
-        back `_CLOCK_SKEW_S` past the newest block seen, for instances whose clocks lag."""
+    async def follow(self) -> int:
+        """One poll of a shared database: apply the blocks other instances recorded, then take
+        in the entries of this version they stored that this cache does not have; returns how
+        many entries it took in. The window starts `_CLOCK_SKEW_S` before the previous poll
+        (whose clock may lag ours), or at the TTL, whichever is later."""
         assert self.persistence is not None
-        cursor = since - _CLOCK_SKEW_S
+        now, version = self.clock(), self.version
+        since = max(self._follow_from, now - self.ttl_s)
+        self._seen = {k: at for k, at in self._seen.items() if at >= since}
+        changes = await self.persistence.changes_since(version, since, list(self._seen))
+        self._follow_from = now - _CLOCK_SKEW_S
+        for answer, _ in changes.blocked:
+            if answer not in self._blocked:
+                self._counts["followed_blocks"] += 1
+            self._block(answer)
+        followed = 0
+        for row in changes.entries if version == self.version else ():  # else: rekeyed meanwhile
+            if self._exact.get(row.key) is None and now - row.created_at < self.ttl_s:
+                followed += self._adopt(row)
+            self._saw(row.key, row.created_at)
+        self._counts["followed_entries"] += followed
+        return followed
+
+    async def _follow(self) -> None:
         while True:
-            await asyncio.sleep(self.follow_blocks_s)
+            await asyncio.sleep(self.follow_s)
             try:
-                rows = await self.persistence.blocked_since(cursor)
+                await self.follow()
             except Exception as exc:  # the database is down: the next round tries again
-                log.warning("cannot read other instances' blocks: %s", exc)
-                continue
-            for answer, at in rows:
-                if answer not in self._blocked:
-                    self._counts["followed_blocks"] += 1
-                self._block(answer)
-                cursor = max(cursor, at - _CLOCK_SKEW_S)
+                log.warning("cannot read other instances' cache rows: %s", exc)
 
     def stats(self) -> CacheStats:
         counts = self._counts
