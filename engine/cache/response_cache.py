@@ -25,7 +25,7 @@ after that instance's `flush_after_s` anyway) for a near-zero gain (the same mes
 same context on two instances within a second), and it costs every miss a database read:
 0.105 ms p50 / 0.164 ms p95 on a loopback Postgres with 20k rows, against 0.018 ms for the
 whole local miss (`python -m devtools.pg_cache_follow`), more across a network, and a stall
-when the database is down. A steady poll costs 0.42 ms p50 once a second per instance.
+when the database is down. A steady poll costs 0.4-0.5 ms p50, once a second per instance.
 
 All state lives on the event loop's thread; storage writes run in the background (SQLite's on
 the adapter's own thread), so a lookup never waits for the database.
