@@ -4,7 +4,9 @@
 the turn as a task; listeners return at once, so Slack gets its ack. A turn:
 
 0. claims the row: a lease (owner, expiry) it renews while it runs, so of several instances
-   sharing the database exactly one runs it;
+   sharing the database exactly one runs it; then waits while an earlier message of the thread
+   (by Slack ts) is pending, so a thread's turns run in the order the rep sent them whichever
+   instance Slack gave each one to;
 1. counts an attempt (a message that keeps failing is given up after `max_attempts`; when
    Slack or the network fails for a while the turn is tried again after a backoff);
 2. shows it is working within a second: `assistant.threads.setStatus` ("reading the deal…"),
@@ -100,6 +102,12 @@ class BotConfig:
     # A running turn holds its inbox row this long and renews it every third of it; a row
     # whose holder died is taken over once its lease ran out (swept every half lease).
     lease_s: float = 30.0
+
+    @property
+    def order_wait_s(self) -> float:
+        """How long a message waits for an earlier one of its thread: time for a dead
+        instance's lease to run out, the sweep to find it, and its turn to run."""
+        return 2 * self.lease_s + 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,35 +232,55 @@ class TurnRunner:
     # One turn --------------------------------------------------------------------------------
 
     async def _turn(self, item: InboxItem, accepted_at: float) -> None:
-        async with self._limit:
-            try:
-                claimed = await self.inbox.store.claim(item.id, self.owner, self.config.lease_s)
-            except StoreUnavailable as exc:
-                log.error("cannot claim %s, it stays in the inbox: %s", item.id, exc)
+        try:
+            claimed = await self.inbox.store.claim(item.id, self.owner, self.config.lease_s)
+        except StoreUnavailable as exc:
+            log.error("cannot claim %s, it stays in the inbox: %s", item.id, exc)
+            return
+        if claimed is None:
+            log.info("%s is another worker's (or finished): not running it", item.id)
+            return
+        turn = asyncio.current_task()
+        keeper = asyncio.create_task(self._keep_lease(item.id, turn))
+        try:
+            await self._after_earlier(claimed)
+            async with self._limit:
+                await self._attempts(claimed, accepted_at)
+        except StoreUnavailable as exc:
+            log.error("database unavailable for %s, it stays in the inbox: %s", item.id, exc)
+        finally:
+            keeper.cancel()
+            # Unfinished (shutdown, a database outage): free for another worker at once.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.inbox.store.release(item.id, self.owner))
+
+    async def _attempts(self, claimed: InboxItem, accepted_at: float) -> None:
+        self.metrics.inflight.inc()
+        try:
+            current: InboxItem | None = await self._adopt_reply(claimed)
+            for retry in range(self.config.max_attempts):
+                if current is None or not await self._attempt(current, accepted_at):
+                    return
+                # Slack, the network or the database failed for a while: try again,
+                # finishing what the last attempt got done (its suggestion, its reply ts).
+                await asyncio.sleep(self.config.retry_backoff * (2**retry))
+                current = await self._adopt_reply(await self.inbox.store.get(claimed.id))
+        finally:
+            self.metrics.inflight.dec()
+
+    async def _after_earlier(self, item: InboxItem) -> None:
+        """A thread's messages run in the order the rep sent them (Slack's ts), whichever
+        instance Slack gave each one to: while an earlier one is pending (queued on another
+        instance, or waiting to be taken over from a dead one), wait. After `order_wait_s` run
+        anyway, so one stuck message cannot hold up its thread for good."""
+        deadline = time.monotonic() + self.config.order_wait_s
+        pause = 0.05
+        while await self.inbox.store.earlier_pending(item):
+            if time.monotonic() >= deadline:
+                log.warning("%s: an earlier message is still pending, running it anyway", item.id)
                 return
-            if claimed is None:
-                log.info("%s is another worker's (or finished): not running it", item.id)
-                return
-            self.metrics.inflight.inc()
-            turn = asyncio.current_task()
-            keeper = asyncio.create_task(self._keep_lease(item.id, turn))
-            try:
-                current: InboxItem | None = await self._adopt_reply(claimed)
-                for retry in range(self.config.max_attempts):
-                    if current is None or not await self._attempt(current, accepted_at):
-                        return
-                    # Slack, the network or the database failed for a while: try again,
-                    # finishing what the last attempt got done (its suggestion, its reply ts).
-                    await asyncio.sleep(self.config.retry_backoff * (2**retry))
-                    current = await self._adopt_reply(await self.inbox.store.get(item.id))
-            except StoreUnavailable as exc:
-                log.error("database unavailable for %s, it stays in the inbox: %s", item.id, exc)
-            finally:
-                keeper.cancel()
-                self.metrics.inflight.dec()
-                # Unfinished (shutdown, a database outage): free for another worker at once.
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self.inbox.store.release(item.id, self.owner))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def _keep_lease(self, item_id: str, turn: asyncio.Task[Any] | None) -> None:
         """Renew the row's lease while the turn runs; if another worker took it over (this

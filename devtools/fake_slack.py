@@ -1165,16 +1165,18 @@ class FakeSlack:
         channel_id: str = "C1",
         *,
         timeout: float = 5.0,
+        to: int | None = None,
         **fields: Any,
     ) -> str:
-        """Push a ``slash_commands`` envelope. Its response_url points at the fake; POSTs
-        there are recorded as ApiCall(method="response_url")."""
+        """Push a ``slash_commands`` envelope (to connection ``to``, see push_envelope). Its
+        response_url points at the fake; POSTs there are recorded as
+        ApiCall(method="response_url")."""
         url = self._new_response_url("commands", {"channel": channel_id, "user": user_id})
         payload = slash_command_payload(
             command, text, user_id, channel_id, response_url=url, **fields
         )
         return await self.push_envelope(
-            "slash_commands", payload, accepts_response_payload=True, timeout=timeout
+            "slash_commands", payload, accepts_response_payload=True, timeout=timeout, to=to
         )
 
     async def push_action(self, payload: dict, *, timeout: float = 5.0) -> str:

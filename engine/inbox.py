@@ -94,6 +94,10 @@ class InboxStore(Protocol):
         """Has the bot accepted a message in this thread (so it answers there)?"""
         ...
 
+    async def earlier_pending(self, item: InboxItem) -> int:
+        """How many of the thread's messages sent before `item` (by Slack ts) are pending."""
+        ...
+
     async def suggestion(self, suggestion_id: str) -> Suggestion | None:
         """The stored suggestion a turn already made, to finish the turn without redoing it."""
         ...

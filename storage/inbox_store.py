@@ -21,6 +21,16 @@ COLUMNS = (
     'id, team, channel, thread_ts, ts, "user", text, payload, state, attempts, received_at, '
     "reply_ts, suggestion_id, error, lease_owner, lease_until"
 )
+# Slack ts strings compare as text: ten digits, a dot, six digits (until the year 2286);
+# as floats they would not, microseconds need more digits than a double keeps.
+EARLIER_PENDING = (
+    "SELECT COUNT(*) FROM inbox WHERE team = %s AND channel = %s AND thread_ts = %s "
+    "AND state = 'pending' AND ts < %s"
+)
+
+
+def earlier_args(item: InboxItem) -> list[str]:
+    return [item.team, item.channel, item.thread_ts, item.ts]
 
 
 class SqliteInboxStore:
@@ -155,6 +165,13 @@ class SqliteInboxStore:
                 [team, channel, thread_ts],
             ).fetchone()
             return row is not None
+
+        return await self.store.run(read)
+
+    async def earlier_pending(self, item: InboxItem) -> int:
+        def read() -> int:
+            row = self.store.db.execute(EARLIER_PENDING.replace("%s", "?"), earlier_args(item))
+            return int(row.fetchone()[0])
 
         return await self.store.run(read)
 

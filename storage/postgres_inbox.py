@@ -17,7 +17,7 @@ from typing import Any
 from engine.inbox import InboxItem, State
 from engine.model import Suggestion
 
-from .inbox_store import COLUMNS, item_from_row
+from .inbox_store import COLUMNS, EARLIER_PENDING, earlier_args, item_from_row
 from .postgres import Conn, PostgresStore
 
 __all__ = ["PostgresInboxStore"]
@@ -131,6 +131,10 @@ class PostgresInboxStore:
             [team, channel, thread_ts],
         )
         return row is not None
+
+    async def earlier_pending(self, item: InboxItem) -> int:
+        row = await self._one("earlier_pending", EARLIER_PENDING, earlier_args(item))
+        return int(row[0]) if row else 0
 
     async def suggestion(self, suggestion_id: str) -> Suggestion | None:
         return await self.store.suggestion(suggestion_id)

@@ -148,6 +148,28 @@ async def test_a_lease_gives_the_turn_to_exactly_one_live_worker(backend: Backen
     await b.close()
 
 
+async def test_earlier_pending_counts_the_threads_earlier_unfinished_messages(
+    backend: Backend,
+) -> None:
+    a, b = await backend.open(), await backend.open()
+    root, second, third = (
+        item("400.000100"),
+        item("400.000200", "400.000100"),
+        item("401.000100", "400.000100"),
+    )
+    elsewhere = item("399.000100", channel="C2")  # earlier, but another thread
+    for row in (third, root, elsewhere, second):  # Slack's order of delivery is not the rep's
+        assert await a.inbox().add(row)
+    rows = b.inbox()  # another instance sees the same rows
+    assert [await rows.earlier_pending(r) for r in (root, second, third)] == [0, 1, 2]
+    await rows.finish(root.id, "done")
+    await rows.finish(second.id, "failed", error="gave up after retries")
+    assert [await rows.earlier_pending(r) for r in (second, third)] == [0, 0]
+    assert await rows.earlier_pending(elsewhere) == 0
+    await a.close()
+    await b.close()
+
+
 def test_redaction_masks_known_secrets_and_token_shapes() -> None:
     redact = RedactSecrets(["xoxb-1-2-KNOWN", None, ""])
     record = logging.LogRecord(
