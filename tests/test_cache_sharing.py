@@ -184,6 +184,11 @@ async def test_a_dislike_on_one_instance_stops_the_others_serving_and_taking_it_
 
     await b.forget(served.suggestion.id)  # the rep disliked it on B: the block is written now
     assert await b.lookup(PRICE, context()) is None
+    block = f"blocked:{answer_id(disliked)}"
+    for _ in range(100):  # the block's write runs in the background: wait for its row
+        if block in await keys_in_db(pg_url):
+            break
+        await asyncio.sleep(0.05)
     await late.store("Way too expensive for us, honestly", context(), disliked)
     await late.flush()
 
@@ -195,7 +200,7 @@ async def test_a_dislike_on_one_instance_stops_the_others_serving_and_taking_it_
     assert a.stats().size == 0
     await a.flush()
     # A deleted both rows it would not take in; B's delete is still buffered.
-    assert await keys_in_db(pg_url) == [f"blocked:{answer_id(disliked)}"]
+    assert await keys_in_db(pg_url) == [block]
 
 
 async def test_expired_and_other_version_entries_are_not_taken_in(fleet: Fleet) -> None:
