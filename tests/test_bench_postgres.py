@@ -63,3 +63,41 @@ def test_a_database_url_that_is_not_postgres_is_refused(tmp_path: Path) -> None:
         io.StringIO(),
     )
     assert code == 2
+
+
+@pytest.mark.timeout(60)
+async def test_two_instances_share_the_messages_and_report_what_each_did(
+    tmp_path: Path, pg_server: PostgresServer
+) -> None:
+    from devtools.bench import instances
+
+    before = _databases(pg_server)
+    result = await instances.measure(
+        backend="postgres",
+        instances=2,
+        count=8,
+        threads=4,
+        out_dir=tmp_path,
+        server=instances.Server(pg_server.url),
+        warm=1,
+        timeout_s=30,
+    )
+    doc = result.as_dict()
+    assert doc["completed"] == 8 and doc["turns_per_s"] > 0
+    each = doc["per_instance"]
+    # The fake gives envelopes round-robin: both ran turns, and every turn is counted once.
+    assert [i["turns"] for i in each] == [4, 4]
+    assert all(i["cpu_s"] > 0 for i in each)
+    # Each instance held connections of its own, named by its DATABASE_URL.
+    assert all(i["db_connections_peak"] >= 1 for i in each)
+    assert doc["db_connections_peak"] >= 2
+    assert doc["db_load_per_turn"]["xact_commit"] >= 2
+    assert doc["db_cpu_s"] is None  # a server we did not start: its CPU is not ours to read
+    table = instances.table(
+        {"machine": {"nproc": 2, "cpu": "x", "date": "d"}, "results": [doc]}
+    )
+    assert "| postgres | 2 |" in table
+    assert _databases(pg_server) == before
+    # The bots were stopped with SIGTERM and said so in their logs.
+    for n in (1, 2):
+        assert "Traceback" not in (tmp_path / f"instance-{n}.log").read_text()

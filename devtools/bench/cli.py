@@ -61,9 +61,16 @@ def parser() -> argparse.ArgumentParser:
         "--memory-turns", type=int, default=10_000, help="--overhead: turns of the memory run"
     )
     p.add_argument(
+        "--instances",
+        help="turns/s with N real `sales-agent run` processes on one Postgres, for each N of "
+        "this comma-separated list (e.g. 1,2,3), after one on SQLite; --turns messages "
+        "(default 600) over --threads threads",
+    )
+    p.add_argument(
         "--database-url",
-        help="--overhead: also run on Postgres, each run on a fresh scratch database on this "
-        "server (postgresql://...; default DATABASE_URL), or 'auto' for a throwaway server",
+        help="--overhead: also run on Postgres; --instances: the Postgres to use. Each run "
+        "gets a fresh scratch database on this server (postgresql://...; default "
+        "DATABASE_URL), or 'auto' for a throwaway server (--instances: the default)",
     )
     return p
 
@@ -72,7 +79,7 @@ def main(argv: Sequence[str], settings: Settings, stdout: TextIO) -> int:
     args = parser().parse_args(argv)
     args.overhead_turns = args.turns
     if args.turns is None:
-        args.turns = 336
+        args.turns = 600 if args.instances else 336
     if args.threads is None:
         args.threads = max(1, round(args.turns / 6))
     args.command_line = "sales-agent bench " + " ".join(shlex.quote(a) for a in argv)
@@ -98,6 +105,8 @@ def main(argv: Sequence[str], settings: Settings, stdout: TextIO) -> int:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
+        if args.instances:
+            return instances(args, settings, stdout)
         if args.overhead:
             return overhead(args, settings, stdout)
         return ladder(args, settings, stdout, configs)
@@ -181,6 +190,66 @@ def ladder(
         else:
             _say(f"bench: plot {png}")
     _say(f"bench: {time.perf_counter() - started:.0f} s; JSON {out / 'ladder.json'}")
+    print(text, file=stdout)
+    return 0
+
+
+def instances(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
+    from . import instances as bench
+
+    try:
+        counts = [int(n) for n in args.instances.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1 or max(counts) > 10:
+        # Slack opens at most 10 Socket Mode connections per app.
+        print("sales-agent: error: --instances: numbers from 1 to 10, e.g. 1,2,3", file=sys.stderr)
+        return 2
+    url: str | None = args.database_url or (
+        str(settings.database_url) if settings.database_url else None
+    )
+    if url is None or url == "auto":
+        _say("bench: starting a throwaway Postgres server for the run")
+        with bench.auto_server() as server:
+            return _instances(args, stdout, counts, server)
+    if not url.startswith(("postgresql://", "postgres://")):
+        print("sales-agent: error: --database-url: postgresql://... or auto", file=sys.stderr)
+        return 2
+    return _instances(args, stdout, counts, bench.Server(url))
+
+
+def _instances(
+    args: argparse.Namespace, stdout: TextIO, counts: list[int], server: Any
+) -> int:
+    from . import instances as bench
+    from . import pg, report
+
+    out: Path = args.out
+    results = []
+    for backend, n in [("sqlite", 1), *(("postgres", n) for n in counts)]:
+        result = asyncio.run(
+            bench.measure(
+                backend=backend,
+                instances=n,
+                count=args.turns,
+                threads=args.threads,
+                out_dir=out / "instances" / f"{backend}-{n}",
+                server=server,
+                say=_say,
+            )
+        )
+        results.append(result.as_dict())
+    doc = {
+        "machine": report.machine(),
+        "command": args.command_line.strip(),
+        "database": pg.redact(server.url),
+        "settings": bench.passed_settings(),
+        "results": results,
+    }
+    text = bench.table(doc)
+    for path in (out / "instances.json", args.json):
+        if path is not None:
+            path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(text, file=stdout)
     return 0
 

@@ -126,9 +126,7 @@ def table_counters(url: str) -> dict[str, dict[str, int]]:
     }
 
 
-def per_turn(
-    before: Mapping[str, int], after: Mapping[str, int], turns: int
-) -> dict[str, float]:
+def per_turn(before: Mapping[str, int], after: Mapping[str, int], turns: int) -> dict[str, float]:
     """What the counters grew by, per turn."""
     return {k: round((after[k] - before.get(k, 0)) / max(1, turns), 2) for k in after}
 
