@@ -132,6 +132,15 @@ class RunResult:
     db_load_per_turn: dict[str, float] = field(default_factory=dict)
     db_tables_per_turn: dict[str, dict[str, float]] = field(default_factory=dict)
     db_connections_peak: int | None = None
+    # Every core's busy time over the window: ours (instances, fake Slack, server) and others'.
+    machine_busy_cpu_s: float = 0.0
+
+    @property
+    def others_cpu_s(self) -> float | None:
+        if self.db_cpu_s is None and self.backend == "postgres":
+            return None  # the server's share is unknown (not ours to read)
+        ours = sum(float(i["cpu_s"]) for i in self.per_instance) + self.bench_cpu_s
+        return self.machine_busy_cpu_s - ours - (self.db_cpu_s or 0.0)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +157,11 @@ class RunResult:
             "db_load_per_turn": self.db_load_per_turn,
             "db_tables_per_turn": self.db_tables_per_turn,
             "db_connections_peak": self.db_connections_peak,
+            "machine_busy_cpu_s": round(self.machine_busy_cpu_s, 2),
+            "machine_cores_busy": round(self.machine_busy_cpu_s / self.wall_s, 2)
+            if self.wall_s > 0
+            else None,
+            "others_cpu_s": None if self.others_cpu_s is None else round(self.others_cpu_s, 2),
         }
 
 
@@ -165,6 +179,13 @@ def cpu_seconds(pid: int, *, children: bool = False) -> float:
     if children:
         ticks += int(fields[13]) + int(fields[14])
     return ticks / _TICK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy so far (/proc/stat: all but idle and
+    iowait), whoever ran: on a shared machine, the others' work shows as the difference."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / _TICK
 
 
 def rss_mb(pid: int) -> float:
@@ -401,6 +422,7 @@ async def _drive(
     for inst in procs:
         inst.cpu_before = cpu_seconds(inst.pid)
     bench_cpu = time.process_time()
+    busy = machine_busy_seconds()
     sampler = _Sampler(pg_url) if pg_url else None
     sampling = asyncio.create_task(sampler.run()) if sampler else None
 
@@ -414,6 +436,7 @@ async def _drive(
     wall = (last or time.monotonic()) - started
 
     bench_cpu = time.process_time() - bench_cpu
+    busy = machine_busy_seconds() - busy
     cpu = {inst.pid: cpu_seconds(inst.pid) - inst.cpu_before for inst in procs}
     rss = {inst.pid: rss_mb(inst.pid) for inst in procs}
     if server and server.data_dir and db_cpu is not None:  # Postgres runs only
@@ -458,6 +481,7 @@ async def _drive(
         db_load_per_turn=load,
         db_tables_per_turn=tables,
         db_connections_peak=sampler.total_peak if sampler else None,
+        machine_busy_cpu_s=busy,
     )
     say(
         f"instances[{backend} ×{n}]: {completed}/{count} cards in {wall:.1f} s, "
@@ -480,8 +504,9 @@ def table(doc: dict[str, Any]) -> str:
         "",
         "| store | instances | turns/s | × 1 instance | wall s | turns per instance "
         "| CPU s per instance (share of a core) | fake Slack CPU s | Postgres CPU s "
-        "| Postgres connections per instance (peak) | Postgres per turn |",
-        "|---|---:|---:|---:|---:|---|---|---:|---:|---|---|",
+        "| cores busy (machine; others' CPU s) | Postgres connections per instance (peak) "
+        "| Postgres per turn |",
+        "|---|---:|---:|---:|---:|---|---|---:|---:|---|---|---|",
     ]
     for r in runs:
         inst = r["per_instance"]
@@ -497,6 +522,8 @@ def table(doc: dict[str, Any]) -> str:
             + " / ".join(f"{i['cpu_s']:.1f} ({i['cpu_share']:.2f})" for i in inst)
             + f" | {r['bench_cpu_s']:.1f} | "
             + ("–" if r["db_cpu_s"] is None else f"{r['db_cpu_s']:.1f}")
+            + f" | {r['machine_cores_busy']:.2f}"
+            + ("" if r["others_cpu_s"] is None else f" ({r['others_cpu_s']:.1f})")
             + " | "
             + (
                 " / ".join(str(i["db_connections_peak"]) for i in inst)
