@@ -217,6 +217,7 @@ async def run_slack(settings: Settings, bot_settings: BotSettings) -> int:
         bot = SlackBot(
             engine=rt.engine,
             inbox_store=rt.store.inbox(),
+            rate_buckets=rt.store.rate_buckets(),
             bot_token=bot_settings.bot_token,
             app_token=bot_settings.app_token,
             api_url=bot_settings.api_url,

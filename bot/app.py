@@ -30,11 +30,13 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from engine.inbox import InboxStore
+from engine.ratebuckets import RateBuckets
 
 from .delivery import STREAM_METHODS
 from .inbox import Inbox
 from .listeners import Deps, register
 from .ops import Metrics, OpsServer, TimedMemo
+from .ratelimit import RateBudget
 from .turns import BotConfig, Coach, Identity, TurnRunner
 
 log = logging.getLogger("sales_agent.bot")
@@ -118,8 +120,11 @@ class SlackBot:
         api_url: str | None = None,
         config: BotConfig | None = None,
         metrics: Metrics | None = None,
+        rate_buckets: RateBuckets | None = None,
     ) -> None:
         self.engine = engine
+        # Slack's limits are the workspace's: shared buckets when instances share a database.
+        self.rate_buckets = rate_buckets
         self.inbox = Inbox(inbox_store)
         self.config = config or BotConfig()
         self.metrics = metrics or Metrics()
@@ -184,6 +189,7 @@ class SlackBot:
             identity=self.identity,
             metrics=self.metrics,
             config=self.config,
+            budget=RateBudget(self.config.stream_limits, self.rate_buckets),
         )
         deps = Deps(self.runner, self.engine, self.config, self.metrics, self.identity)
         self.app = create_app(self.client, deps)

@@ -172,7 +172,7 @@ class Delivery:
 
     async def _open(self) -> None:
         if self.mode == "stream":
-            if self.budget.take(self.team, "chat.startStream", "chat.stopStream"):
+            if await self.budget.take(self.team, "chat.startStream", "chat.stopStream"):
                 if await self._start_stream():
                     return
             else:
@@ -196,7 +196,7 @@ class Delivery:
             if error in CHANNEL_ERRORS and error != "missing_scope":
                 raise
             if error == "ratelimited":
-                self.budget.exhausted(self.team, "chat.startStream", _retry_after(exc))
+                await self.budget.exhausted(self.team, "chat.startStream", _retry_after(exc))
             log.info("not streaming this reply (%s): posting and updating instead", error)
             unavailable = error in _STREAM_UNAVAILABLE or error == "missing_scope"
             if unavailable and self.on_stream_unavailable is not None:
@@ -241,7 +241,7 @@ class Delivery:
     async def _append(self) -> None:
         if not self._pending or not self.streaming or self.ts is None:
             return
-        if not self.budget.take(self.team, "chat.appendStream"):
+        if not await self.budget.take(self.team, "chat.appendStream"):
             self._last_call = time.monotonic()  # try again a batch later; stop carries it
             return
         text, self._pending = truncate(self._pending, STREAM_TEXT_LIMIT), ""
@@ -256,7 +256,7 @@ class Delivery:
             if error in CHANNEL_ERRORS:
                 raise
             if error == "ratelimited":
-                self.budget.exhausted(self.team, "chat.appendStream", _retry_after(exc))
+                await self.budget.exhausted(self.team, "chat.appendStream", _retry_after(exc))
             else:
                 # e.g. message_not_in_streaming_state: Slack ended the stream; the card
                 # replaces it with chat.update.
@@ -297,7 +297,7 @@ class Delivery:
             if error in CHANNEL_ERRORS:
                 raise
             if error == "ratelimited":
-                self.budget.exhausted(self.team, "chat.stopStream", _retry_after(exc))
+                await self.budget.exhausted(self.team, "chat.stopStream", _retry_after(exc))
             log.info("stopping the stream: %s; the card replaces it", error)
             return False
         self.shown += self._pending

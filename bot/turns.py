@@ -128,6 +128,7 @@ class TurnRunner:
         metrics: Metrics,
         config: BotConfig,
         owner: str | None = None,
+        budget: RateBudget | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -142,7 +143,7 @@ class TurnRunner:
         self._warned_channels: set[tuple[str, str]] = set()
         self._status_unavailable: set[str] = set()  # channel kinds (C, G, D) without status
         self._stream_unavailable = not config.stream
-        self.budget = RateBudget(config.stream_limits)  # per workspace
+        self.budget = budget or RateBudget(config.stream_limits)  # per workspace
         # Who holds a row's lease: unique per process, so two instances never share one.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._sweeper: asyncio.Task[None] | None = None

@@ -16,6 +16,7 @@ from engine.inbox import InboxStore
 from engine.knowledge.store import KnowledgeStore
 from engine.model import Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.ports import CallRecord, ThreadLocks, TurnRecord
+from engine.ratebuckets import RateBuckets
 
 __all__ = ["Store", "is_postgres_url", "open_store"]
 
@@ -49,6 +50,8 @@ class Store(Protocol):
     def cache_rows(self) -> CachePersistence: ...
 
     def inbox(self) -> InboxStore: ...
+
+    def rate_buckets(self) -> RateBuckets: ...
 
     def knowledge_rows(self) -> KnowledgeStore: ...
 

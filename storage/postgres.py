@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .postgres_cache import PostgresCacheStore
     from .postgres_inbox import PostgresInboxStore
     from .postgres_knowledge import PostgresKnowledgeStore
+    from .postgres_ratebuckets import PostgresRateBuckets
 
 __all__ = ["AdvisoryThreadLocks", "PostgresStore"]
 
@@ -122,6 +123,11 @@ class PostgresStore:
         from .postgres_cache import PostgresCacheStore
 
         return PostgresCacheStore(self)
+
+    def rate_buckets(self) -> PostgresRateBuckets:
+        from .postgres_ratebuckets import PostgresRateBuckets
+
+        return PostgresRateBuckets(self)
 
     def inbox(self) -> PostgresInboxStore:
         from .postgres_inbox import PostgresInboxStore

@@ -6,7 +6,7 @@ v1 is the SQLite schema of migrations v1-v6 in Postgres types (epoch seconds sta
 plus an index for reading one fingerprint's entries (dropped by v7). v2 is SQLite's v7 (inbox
 leases), v3 its v8 (the knowledge index), v4 its v9 (slot provenance), v5 its v10 (call
 errors), v6 its v11 (the thread index of suggestions); v7 is Postgres's own: the index the
-cache's poll of other instances' rows reads.
+cache's poll of other instances' rows reads; v8 too: the shared rate buckets.
 
 Several instances may start at once: the migrating connection holds an advisory lock, so one
 applies each version, in its own transaction, and the others find it done.
@@ -71,6 +71,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "CREATE INDEX cache_entries_version_created ON cache_entries (version, created_at)",
         "DROP INDEX cache_entries_scope",
+    ),
+    # Slack's per-workspace method limits, one budget for every instance (bot.ratelimit).
+    (
+        "CREATE TABLE rate_buckets (name text PRIMARY KEY, tokens double precision NOT NULL, "
+        "at double precision NOT NULL)",
     ),
 )
 

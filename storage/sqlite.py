@@ -29,6 +29,7 @@ from engine.codec import suggestion_from_dict, suggestion_to_dict
 from engine.locks import LocalThreadLocks
 from engine.model import SlotValue, Suggestion, ThreadContext, ThreadKey, TurnInput
 from engine.ports import CallRecord, TurnRecord
+from engine.ratebuckets import LocalBuckets
 
 from .migrations import migrate
 from .retry import Backoff
@@ -68,6 +69,9 @@ class SqliteStore:
         from .cache_store import SqliteCacheStore
 
         return SqliteCacheStore(self)
+
+    def rate_buckets(self) -> LocalBuckets:
+        return LocalBuckets()  # one process: its own buckets are the workspace's
 
     def inbox(self) -> SqliteInboxStore:
         from .inbox_store import SqliteInboxStore

@@ -25,7 +25,6 @@ from engine.playbook import default_playbook
 from engine.ports import Provider
 from engine.settings import Settings
 from storage import SqliteStore, Store, open_store
-from storage.inbox_store import SqliteInboxStore
 from tests.llm_kit import Kit
 from tests.slack_kit import APP_TOKEN, BOT_TOKEN, DictCache, Harness, Start
 
@@ -126,13 +125,15 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         fake: FakeSlack | None = None,
         db: Path | None = None,
         wait_s: float = 30.0,
+        store: Store | None = None,
         **config: Any,
     ) -> Harness:
         if fake is None:
             fake = await FakeSlack.start()
             cleanups.append(fake.close)
-        store = await SqliteStore.open(db or tmp_path / "bot.db", wait_s=wait_s)
-        cleanups.append(store.close)
+        if store is None:
+            store = await SqliteStore.open(db or tmp_path / "bot.db", wait_s=wait_s)
+            cleanups.append(store.close)
         engine = Engine(
             llm=llm or OfflineProvider(),
             store=store,
@@ -141,7 +142,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
             cache=cache,
             calls=store,
         )
-        inbox = SqliteInboxStore(store)
+        inbox = store.inbox()
         settings = {"append_interval": 0.2, "drain_timeout": 2.0, **config}
         bot = SlackBot(
             engine=engine,
@@ -150,6 +151,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
             app_token=APP_TOKEN,
             api_url=fake.api_url.rstrip("/"),  # the bot adds the slash slack_sdk needs
             config=BotConfig(**settings),
+            rate_buckets=store.rate_buckets(),
         )
         await bot.start()
         cleanups.append(bot.stop)

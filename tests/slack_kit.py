@@ -13,13 +13,13 @@ from typing import Any
 
 from bot.app import SlackBot
 from devtools.fake_slack import TEAM_ID, ApiCall, FakeSlack, app_mention_event
+from engine.inbox import InboxStore
 from engine.llm.offline import OfflineProvider
 from engine.model import Suggestion, ThreadContext
 from engine.pipeline.orchestrator import Engine
 from engine.ports import CachedAnswer, StepRequest, StepResult
 from engine.stats import CacheCounts, CacheStats, Percentiles
-from storage import SqliteStore
-from storage.inbox_store import SqliteInboxStore
+from storage import Store
 
 BOT_TOKEN = "xoxb-1111-2222-SECRETBOTTOKEN"
 APP_TOKEN = "xapp-1-A0001-3333-SECRETAPPTOKEN"
@@ -73,9 +73,9 @@ class DictCache:
 @dataclass
 class Harness:
     fake: FakeSlack
-    store: SqliteStore
+    store: Store
     engine: Engine
-    inbox: SqliteInboxStore
+    inbox: InboxStore
     bot: SlackBot
     pushed_at: dict[str, float] = field(default_factory=dict)
 
