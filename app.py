@@ -206,6 +206,7 @@ async def run_slack(settings: Settings, bot_settings: BotSettings) -> int:
 
     from bot.app import SlackBot
     from bot.turns import BotConfig
+    from storage.spool import SqliteSpool
 
     assert bot_settings.bot_token and bot_settings.app_token
     stop = asyncio.Event()
@@ -218,6 +219,7 @@ async def run_slack(settings: Settings, bot_settings: BotSettings) -> int:
             engine=rt.engine,
             inbox_store=rt.store.inbox(),
             rate_buckets=rt.store.rate_buckets(),
+            spool=SqliteSpool(bot_settings.spool_path),
             bot_token=bot_settings.bot_token,
             app_token=bot_settings.app_token,
             api_url=bot_settings.api_url,

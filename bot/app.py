@@ -29,7 +29,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from engine.inbox import InboxStore
+from engine.inbox import InboxStore, Spool
 from engine.ratebuckets import RateBuckets
 
 from .delivery import STREAM_METHODS
@@ -121,10 +121,12 @@ class SlackBot:
         config: BotConfig | None = None,
         metrics: Metrics | None = None,
         rate_buckets: RateBuckets | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.engine = engine
         # Slack's limits are the workspace's: shared buckets when instances share a database.
         self.rate_buckets = rate_buckets
+        self.spool = spool  # where messages wait while the inbox's database is down
         self.inbox = Inbox(inbox_store)
         self.config = config or BotConfig()
         self.metrics = metrics or Metrics()
@@ -190,6 +192,7 @@ class SlackBot:
             metrics=self.metrics,
             config=self.config,
             budget=RateBudget(self.config.stream_limits, self.rate_buckets),
+            spool=self.spool,
         )
         deps = Deps(self.runner, self.engine, self.config, self.metrics, self.identity)
         self.app = create_app(self.client, deps)
@@ -200,6 +203,7 @@ class SlackBot:
         resumed = await self.runner.recover()
         if resumed:
             log.info("resumed %d unfinished turn(s) from the inbox", resumed)
+        await self.runner.resume_spool()
         self.runner.start_sweeping()
         self._starting = "connecting Socket Mode (apps.connections.open)"
         self.handler = AsyncSocketModeHandler(self.app, str(self._app_token))

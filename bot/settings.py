@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.settings import EnvReader, Secret
 
@@ -17,6 +18,8 @@ class BotSettings:
     http_port: int | None = None  # /healthz and /metrics on loopback; None: off
     # A turn's hold on its inbox row; another instance takes the row over once it runs out.
     inbox_lease_s: float = 30.0
+    # This instance's own file for messages accepted while the database was down.
+    spool_path: Path = Path("sales-agent-spool.db")
 
     @property
     def enabled(self) -> bool:
@@ -38,4 +41,5 @@ class BotSettings:
             ),
             http_port=r.optional_int("SALES_AGENT_HTTP_PORT"),
             inbox_lease_s=r.number("SALES_AGENT_INBOX_LEASE_S", 30.0, minimum=0.5),
+            spool_path=Path(r.text("SALES_AGENT_SPOOL", "sales-agent-spool.db")),
         )

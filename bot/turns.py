@@ -1,7 +1,11 @@
 """Turns: accept a Slack message exactly once, then coach it into a card in its thread.
 
 `TurnRunner.accept` writes the message to the inbox (a duplicate is dropped there) and starts
-the turn as a task; listeners return at once, so Slack gets its ack. A turn:
+the turn as a task; listeners return at once, so Slack gets its ack. When the inbox's database
+cannot take the message within `accept_wait_s` (down, or locked by another process), the
+message goes to this instance's spool file instead and is acked all the same; the rep is told
+in the thread that it waits, and once the database is back the spool empties into the inbox
+and the turn runs, its card replacing that notice. A turn:
 
 0. claims the row: a lease (owner, expiry) it renews while it runs, so of several instances
    sharing the database exactly one runs it; then waits while an earlier message of the thread
@@ -45,7 +49,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from engine.deal import DealView
 from engine.errors import EmptyMessage, StoreUnavailable
 from engine.events import Done, ReplyDelta, Status, TurnEvent
-from engine.inbox import InboxItem
+from engine.inbox import InboxItem, Spool
 from engine.model import Suggestion, ThreadKey, TurnInput
 from engine.stats import StatsReport
 
@@ -59,6 +63,10 @@ from .text import MrkdwnStream, escape_mrkdwn
 log = logging.getLogger("sales_agent.bot.turns")
 
 METADATA_EVENT = "sales_agent_turn"
+SPOOLED = (
+    "Got it. My database isn't answering right now, so I've kept your message and will coach "
+    "it right here as soon as it's back. No need to send it again."
+)
 
 
 class Coach(Protocol):
@@ -102,6 +110,9 @@ class BotConfig:
     # A running turn holds its inbox row this long and renews it every third of it; a row
     # whose holder died is taken over once its lease ran out (swept every half lease).
     lease_s: float = 30.0
+    # The inbox write gets this long before the message goes to the spool instead: Slack
+    # wants its ack within three seconds, and redelivers an unacked event only a few times.
+    accept_wait_s: float = 2.0
 
     @property
     def order_wait_s(self) -> float:
@@ -129,6 +140,7 @@ class TurnRunner:
         config: BotConfig,
         owner: str | None = None,
         budget: RateBudget | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -148,21 +160,106 @@ class TurnRunner:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._sweeper: asyncio.Task[None] | None = None
         self._unstored_replies: dict[str, str] = {}  # reply ts the database did not take yet
+        self.spool = spool
+        self._spooled: set[str] = set()  # in the spool, waiting for the database
+        self._telling: set[str] = set()  # spooled, the "it waits" message not posted yet
+        self._drainer: asyncio.Task[None] | None = None
 
     # Accepting -------------------------------------------------------------------------------
 
     async def accept(self, item: InboxItem) -> bool:
-        """Write the message to the inbox and start its turn; False for a duplicate."""
+        """Write the message to the inbox and start its turn; False for a duplicate. When the
+        inbox cannot take it before Slack's ack deadline, the spool keeps it (see `_spool`)."""
         if self._closing:
             # Not acked as handled work: Slack will redeliver it to the next process.
             raise RuntimeError("the bot is shutting down")
-        if not await self.inbox.accept(item):
+        if item.id in self._spooled:
+            return False  # its twin or a redelivery, while it waits in the spool
+        item = replace(item, received_at=item.received_at or time.time())
+        try:
+            added = await asyncio.wait_for(self.inbox.accept(item), self.config.accept_wait_s)
+        except (StoreUnavailable, TimeoutError) as exc:
+            if self.spool is None:
+                raise
+            await self._spool(item, exc)
+            return True
+        if not added:
             self.metrics.events.labels("duplicate").inc()
             log.info("duplicate delivery of %s ignored", item.id)
             return False
         self.metrics.events.labels("accepted").inc()
         self._start(item, time.monotonic())
         return True
+
+    # The spool: messages accepted while the database was down -------------------------------
+
+    async def _spool(self, item: InboxItem, exc: BaseException) -> None:
+        assert self.spool is not None
+        await self.spool.add(item)
+        self._spooled.add(item.id)
+        self.metrics.events.labels("spooled").inc()
+        log.warning("inbox unavailable (%s): %s waits in the spool", _kind(exc), item.id)
+        self._telling.add(item.id)
+        self.spawn(self._tell_waiting(item))
+
+    async def _tell_waiting(self, item: InboxItem) -> None:
+        """Say so in the thread at once; that message becomes the card when the turn runs."""
+        assert self.spool is not None
+        try:
+            message = blocks.notice(SPOOLED)
+            posted = await self.client.chat_postMessage(
+                channel=item.channel,
+                thread_ts=item.thread_ts,
+                text=message.text,
+                blocks=message.blocks,
+                metadata={"event_type": METADATA_EVENT, "event_payload": {"inbox_id": item.id}},
+            )
+            await self.spool.add(replace(item, reply_ts=str(posted["ts"])))
+        except SlackApiError as exc:
+            log.warning("could not say %s waits: %s", item.id, slack_error(exc))
+        finally:
+            self._telling.discard(item.id)
+            self.drain_spool()
+
+    async def resume_spool(self) -> None:
+        """At start-up: what an earlier run left in the spool goes into the inbox when it can."""
+        if self.spool is not None:
+            self._spooled.update(i.id for i in await self.spool.items())
+            if self._spooled:
+                self.drain_spool()
+
+    def drain_spool(self) -> None:
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain_spool())
+
+    async def _drain_spool(self) -> None:
+        """Move what waits into the inbox once the database takes it, and run those turns."""
+        assert self.spool is not None
+        pause = 1.0
+        while not self._closing:
+            waiting = [i for i in await self.spool.items() if i.id not in self._telling]
+            if not waiting:
+                if not self._telling:
+                    return
+                await asyncio.sleep(0.1)
+                continue
+            try:
+                for item in waiting:
+                    await self._unspool(item)
+            except StoreUnavailable as exc:
+                log.info("the spool waits for the database: %s", exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+
+    async def _unspool(self, item: InboxItem) -> None:
+        assert self.spool is not None
+        await self.inbox.accept(item)  # there already (a write that finished late): fine
+        if item.reply_ts:
+            await self.inbox.store.set_reply(item.id, item.reply_ts)
+        await self.spool.remove(item.id)
+        self._spooled.discard(item.id)
+        log.info("%s left the spool for the inbox", item.id)
+        self._start(item, time.monotonic())  # its claim refuses it if another worker has it
 
     async def recover(self, *, grace_s: float = 0.0) -> int:
         """Run the pending turns nobody runs: left by a previous process, or by an instance
@@ -208,8 +305,9 @@ class TurnRunner:
         """Stop taking turns; wait for in-flight ones, then cancel the rest (they stay pending
         in the inbox and run at the next start)."""
         self._closing = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for background in (self._sweeper, self._drainer):
+            if background is not None:
+                background.cancel()  # the spool keeps what waits, for the next start
         pending = [t for t in self._tasks if not t.done()]
         if not pending:
             return

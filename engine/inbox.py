@@ -109,3 +109,19 @@ class InboxStore(Protocol):
     async def writable(self) -> bool: ...
 
     async def counts(self) -> Mapping[str, int]: ...
+
+
+class Spool(Protocol):
+    """Where an accepted message waits while the inbox cannot take it (its database is down
+    or locked past the ack's deadline): a file of this instance's, emptied into the inbox once
+    the database is back. Slack only redelivers an unacked event a few times; this keeps it."""
+
+    async def add(self, item: InboxItem) -> None:
+        """Keep the message (again, with what changed, if it is there already)."""
+        ...
+
+    async def items(self) -> Sequence[InboxItem]:
+        """What waits, oldest first."""
+        ...
+
+    async def remove(self, item_id: str) -> None: ...

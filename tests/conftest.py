@@ -19,6 +19,7 @@ from bot.turns import BotConfig
 from devtools.fake_llm import FakeLLMServer
 from devtools.fake_slack import FakeSlack
 from devtools.pgserver import PostgresServer, ServerUnavailable
+from engine.inbox import Spool
 from engine.llm.offline import OfflineProvider
 from engine.pipeline.orchestrator import Engine
 from engine.playbook import default_playbook
@@ -126,6 +127,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         db: Path | None = None,
         wait_s: float = 30.0,
         store: Store | None = None,
+        spool: Spool | None = None,
         **config: Any,
     ) -> Harness:
         if fake is None:
@@ -152,6 +154,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
             api_url=fake.api_url.rstrip("/"),  # the bot adds the slash slack_sdk needs
             config=BotConfig(**settings),
             rate_buckets=store.rate_buckets(),
+            spool=spool,
         )
         await bot.start()
         cleanups.append(bot.stop)

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.turns import METADATA_EVENT
-from devtools.fake_slack import BOT_USER_ID, TEAM_ID, app_mention_event
+from devtools.fake_slack import BOT_USER_ID, TEAM_ID, app_mention_event, message_event
 from engine.inbox import InboxItem
+from storage.spool import SqliteSpool
 from tests.db_kit import write_lock_held
 from tests.slack_kit import BOT_TOKEN, GONG, Harness, SlowProvider, Start
 
@@ -132,3 +134,52 @@ async def test_a_locked_database_leaves_the_turn_pending_until_it_is_back(
     assert len(replies) == 1 and replies[0]["ts"] == result["reply_ts"]
     assert "Gong" in str(replies[0]["blocks"])
     assert (await h.store.load(row.key)).turns == 1
+
+
+@pytest.mark.timeout(40)
+async def test_a_message_that_arrives_while_the_database_is_locked_waits_in_the_spool(
+    start: Start, tmp_path: Path
+) -> None:
+    db, spool = tmp_path / "locked.db", SqliteSpool(tmp_path / "spool.db")
+    h: Harness = await start(db=db, wait_s=30.0, spool=spool, accept_wait_s=0.5)
+    with write_lock_held(db, 3.0) as holder:  # longer than the ack may wait
+        ev = app_mention_event(GONG, channel="C1")
+        acked_at = time.monotonic()
+        await h.fake.wait_for_ack(await h.fake.push_event(ev), timeout=2.5)
+        assert time.monotonic() - acked_at < 2.0  # acked in time: Slack won't drop it
+        # The rep is told at once, in the thread; the same message becomes the card later.
+        waiting = await h.fake.wait_for_call(
+            "chat.postMessage", lambda c: c.args.get("thread_ts") == ev["ts"]
+        )
+        assert "database isn't answering" in waiting.args["text"]
+        assert [i.id for i in await spool.items()] == [InboxItem.make_id(TEAM_ID, "C1", ev["ts"])]
+        twin = message_event(ev["text"], channel="C1", ts=ev["ts"])  # Slack's twin event
+        await h.fake.wait_for_ack(await h.fake.push_event(twin), timeout=2.5)
+        holder.wait(timeout=10)
+    result = await h.done(ev, timeout=20)
+    assert result["state"] == "done" and result["reply_ts"] == waiting.response["ts"]
+    replies = h.replies("C1", ev["ts"])
+    assert [m["ts"] for m in replies] == [result["reply_ts"]]  # one reply: the notice, updated
+    assert "Gong" in str(replies[0]["blocks"])
+    assert await spool.items() == []
+    assert len(h.fake.calls_to("chat.postMessage")) == 1  # the twin posted nothing
+
+
+async def test_the_spool_keeps_what_waits_across_a_restart(tmp_path: Path) -> None:
+    item = InboxItem(
+        id="T1:C1:1.000100",
+        team="T1",
+        channel="C1",
+        thread_ts="1.000100",
+        ts="1.000100",
+        user="U1",
+        text="too expensive",
+        payload={"kind": "mention", "files": 0},
+        received_at=1.5,
+    )
+    await SqliteSpool(tmp_path / "spool.db").add(item)
+    await SqliteSpool(tmp_path / "spool.db").add(replace(item, reply_ts="1.000200"))  # again
+    again = SqliteSpool(tmp_path / "spool.db")  # a new process
+    assert await again.items() == [replace(item, reply_ts="1.000200")]
+    await again.remove(item.id)
+    assert await again.items() == []
