@@ -24,7 +24,8 @@ At start-up `recover()` runs every pending row again, and every half lease it ta
 rows whose holder died (lease run out). A row that already has a reply `ts` finishes that
 message rather than posting another; one tried before without a ts is first looked for in the
 thread (`conversations.replies`, by the inbox id in the reply's metadata), which closes the
-window between Slack accepting a post and its ts being stored. A busy or unreachable database
+window between Slack accepting a post and its ts being stored (a stream, which gets its metadata
+only when it stops, is found as our one unfinished message after it). A busy or unreachable database
 leaves the row pending, to be tried again. On shutdown in-flight turns get `drain_timeout`
 seconds, then are cancelled, their leases released, and stay pending for the next start.
 """
@@ -407,7 +408,6 @@ class TurnRunner:
             await self.inbox.store.set_reply(item.id, known)
             self._unstored_replies.pop(item.id, None)
             return replace(item, reply_ts=known)
-        # A stream gets its metadata when it stops: one cut off mid-stream is not found here.
         try:
             found = await self.client.conversations_replies(
                 channel=item.channel,
@@ -423,11 +423,27 @@ class TurnRunner:
             meta = message.get("metadata") or {}
             payload = meta.get("event_payload") or {}
             if meta.get("event_type") == METADATA_EVENT and payload.get("inbox_id") == item.id:
-                ts = str(message["ts"])
-                log.info("%s already has a reply in Slack (%s): finishing that one", item.id, ts)
-                await self.inbox.store.set_reply(item.id, ts)
-                return replace(item, reply_ts=ts)
+                return await self._adopt(item, str(message["ts"]), "already has a reply")
+        # A stream gets its metadata when it stops: one cut off before its ts was stored has
+        # none. Every other reply of ours has it, and the thread's later messages wait for
+        # this one, so our unfinished message after it in the thread is its reply.
+        unfinished = [m for m in found.get("messages") or [] if self._unfinished(m, item)]
+        if unfinished:
+            ts = min(str(m["ts"]) for m in unfinished)
+            return await self._adopt(item, ts, "has a reply cut off mid-stream")
         return item
+
+    def _unfinished(self, message: Mapping[str, Any], item: InboxItem) -> bool:
+        return (
+            message.get("bot_id") == self.identity.bot_id
+            and not message.get("metadata")
+            and str(message.get("ts") or "") > item.ts
+        )
+
+    async def _adopt(self, item: InboxItem, ts: str, why: str) -> InboxItem:
+        log.info("%s %s in Slack (%s): finishing that one", item.id, why, ts)
+        await self.inbox.store.set_reply(item.id, ts)
+        return replace(item, reply_ts=ts)
 
     async def _attempt(self, item: InboxItem, accepted_at: float) -> bool:
         """One try at the turn; True when it should be tried again (a transient failure)."""

@@ -73,6 +73,31 @@ async def test_a_dead_instances_turn_is_taken_over_with_its_reply_reused(start: 
 
 
 @pytest.mark.timeout(20)
+async def test_a_stream_cut_off_before_its_ts_was_stored_is_finished_not_doubled(
+    start: Start,
+) -> None:
+    h: Harness = await start(lease_s=1.0)
+    ev, row = await _a_dead_instances_row(h, GONG, lease_s=1.0)
+    # The dead instance's stream started (a stream has no metadata until it stops), then the
+    # process died before the ts reached the database.
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=h.fake.api_url)
+    started = await client.chat_startStream(
+        channel="C1",
+        thread_ts=ev["ts"],
+        markdown_text="**Competitor mention** · suggested reply:",
+        recipient_user_id=ev["user"],
+        recipient_team_id=TEAM_ID,
+    )
+    result = await h.done(ev, timeout=10)
+    assert result["state"] == "done" and result["reply_ts"] == started["ts"]
+    replies = h.replies("C1", ev["ts"])
+    assert [m["ts"] for m in replies] == [started["ts"]]  # finished, not a second reply
+    assert "Gong" in str(replies[0]["blocks"])
+    assert h.fake.stream(started["ts"]).state == "stopped"
+    assert len(h.fake.calls_to("chat.startStream")) == 1
+
+
+@pytest.mark.timeout(20)
 async def test_a_live_lease_is_left_to_its_holder(start: Start) -> None:
     h: Harness = await start(lease_s=0.5)
     ev, row = await _a_dead_instances_row(h, GONG, lease_s=0.5)
