@@ -24,9 +24,9 @@ At start-up `recover()` runs every pending row again, and every half lease it ta
 rows whose holder died (lease run out). A row that already has a reply `ts` finishes that
 message rather than posting another; one tried before without a ts is first looked for in the
 thread (`conversations.replies`, by the inbox id in the reply's metadata), which closes the
-window between Slack accepting a post and its ts being stored (a stream, which gets its metadata
-only when it stops, is found as our one unfinished message after it). A busy or unreachable database
-leaves the row pending, to be tried again. On shutdown in-flight turns get `drain_timeout`
+window between Slack accepting a post and its ts being stored (a stream, which gets its
+metadata only when it stops, is found as our one unfinished message after it). A busy or
+unreachable database leaves the row pending, to be tried again. On shutdown in-flight turns get `drain_timeout`
 seconds, then are cancelled, their leases released, and stay pending for the next start.
 """
 
