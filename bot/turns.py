@@ -26,8 +26,9 @@ message rather than posting another; one tried before without a ts is first look
 thread (`conversations.replies`, by the inbox id in the reply's metadata), which closes the
 window between Slack accepting a post and its ts being stored (a stream, which gets its
 metadata only when it stops, is found as our one unfinished message after it). A busy or
-unreachable database leaves the row pending, to be tried again. On shutdown in-flight turns get `drain_timeout`
-seconds, then are cancelled, their leases released, and stay pending for the next start.
+unreachable database leaves the row pending, to be tried again. On shutdown in-flight turns
+get `drain_timeout` seconds, then are cancelled, their leases released, and stay pending for
+the next start.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ async def test_a_stream_cut_off_before_its_ts_was_stored_is_finished_not_doubled
     start: Start,
 ) -> None:
     h: Harness = await start(lease_s=1.0)
-    ev, row = await _a_dead_instances_row(h, GONG, lease_s=1.0)
+    ev, _ = await _a_dead_instances_row(h, GONG, lease_s=1.0)
     # The dead instance's stream started (a stream has no metadata until it stops), then the
     # process died before the ts reached the database.
     client = AsyncWebClient(token=BOT_TOKEN, base_url=h.fake.api_url)
