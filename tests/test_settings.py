@@ -28,9 +28,12 @@ def test_slack_settings_are_the_bots_not_the_engines() -> None:
         "SLACK_APP_TOKEN": "xapp-1",
         "SALES_AGENT_ADMINS": " U1, U2 ,,",
         "SALES_AGENT_HTTP_PORT": "8080",
+        "SALES_AGENT_SPOOL": "/var/lib/sales-agent/spool.db",
     }
     bot = BotSettings.from_env(env)
     assert bot.enabled and bot.admins == {"U1", "U2"} and bot.http_port == 8080
+    assert str(bot.spool_path) == "/var/lib/sales-agent/spool.db"
+    assert str(BotSettings.from_env({}).spool_path) == "sales-agent-spool.db"
     assert not any("slack" in name or name in {"admins", "http_port"} for name in vars_of(Settings))
     with pytest.raises(SettingsError, match="SALES_AGENT_HTTP_PORT"):
         BotSettings.from_env({"SALES_AGENT_HTTP_PORT": "eighty"})
