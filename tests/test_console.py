@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import sqlite3
 import sys
 import time
@@ -31,6 +32,9 @@ class Terminal:
         }
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the chat, with the terminal as its controlling tty
+            # A shell ignores SIGINT in what it starts in the background (`pytest &`), and an
+            # ignored signal stays ignored across exec: the chat would never see Ctrl-C.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.chdir(tmp_path)
             os.execve(sys.executable, [sys.executable, str(ROOT / "app.py"), "chat"], env)
         self.seen = b""
