@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bot.app import SlackBot
@@ -143,3 +146,24 @@ class SlowProvider:
         self.started.set()
         await asyncio.sleep(self.delay)
         return OfflineProvider().complete_now(request)
+
+
+async def spawn_run(script: Path, env: Mapping[str, str], log: Path) -> asyncio.subprocess.Process:
+    """`script` (a test file that runs `app.main(["run"])` as __main__) as a process of its
+    own, in `log`'s folder: the shell's Slack, provider and Sales Agent settings left out,
+    `env` put in, its output appended to `log`."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "ANTHROPIC_", "OPENAI_", "SALES_AGENT_", "DATABASE_URL"))
+    }
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(script),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=clean | {"PYTHONUNBUFFERED": "1"} | dict(env),
+            cwd=log.parent,
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from engine.playbook import default_playbook
 from engine.settings import ProviderSettings, Settings
 from storage import SqliteStore
 from storage.cache_store import SqliteCacheStore
+from tests.cache_kit import Clock, WordsEmbedder
 
 F32 = npt.NDArray[np.float32]
 MINILM_THRESHOLD = DEFAULT_THRESHOLDS[MiniLMEmbedder.name]
@@ -45,30 +45,6 @@ GONG = "We already use Gong and it's too expensive"
 
 
 # Helpers ----------------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class WordsEmbedder:
-    """A deterministic toy embedder: a sum of one random vector per word, normalised."""
-
-    name = "words"
-    dim = 64
-
-    async def embed(self, texts: Sequence[str]) -> F32:
-        rows = []
-        for text in texts:
-            v = np.zeros(self.dim, dtype=np.float64)
-            for word in text.lower().split():
-                v += np.random.default_rng(zlib.crc32(word.encode())).standard_normal(self.dim)
-            rows.append(v / (np.linalg.norm(v) or 1.0))
-        return np.asarray(rows, dtype=np.float32)
 
 
 class TableEmbedder:

@@ -6,8 +6,7 @@ driven step by step here, and the background poll once); SQLite, one process, fo
 from __future__ import annotations
 
 import asyncio
-import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,37 +18,12 @@ from engine.model import SlotValue, Suggestion, ThreadContext, ThreadKey
 from storage import Store, open_store
 from storage.postgres import PostgresStore
 from storage.postgres_cache import PostgresCacheStore
+from tests.cache_kit import Clock, WordsEmbedder
 
 F32 = npt.NDArray[np.float32]
 HOUR = 3600.0
 PRICE = "Honestly it is just too expensive for a team our size"
 PRICE_REWORDED = "Honestly it is just too expensive for a team of our size"
-
-
-class WordsEmbedder:
-    """Deterministic: a sum of one random vector per word, normalised."""
-
-    dim = 64
-
-    def __init__(self, name: str = "words") -> None:
-        self.name = name
-
-    async def embed(self, texts: Sequence[str]) -> F32:
-        rows = []
-        for text in texts:
-            v = np.zeros(self.dim, dtype=np.float64)
-            for word in text.lower().split():
-                v += np.random.default_rng(zlib.crc32(word.encode())).standard_normal(self.dim)
-            rows.append(v / (np.linalg.norm(v) or 1.0))
-        return np.asarray(rows, dtype=np.float32)
-
-
-class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def context() -> ThreadContext:

@@ -73,6 +73,7 @@ from engine.pipeline.orchestrator import Engine  # noqa: E402
 from engine.playbook import default_playbook  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 from storage import SqliteStore, open_store  # noqa: E402
+from tests.slack_kit import spawn_run  # noqa: E402
 
 pytestmark = pytest.mark.asyncio
 
@@ -183,36 +184,17 @@ class Instance:
 async def _spawn(
     fake: FakeSlack, n: int, log: Path, database: dict[str, str], **hooks: str
 ) -> Instance:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "ANTHROPIC_", "OPENAI_", "SALES_AGENT_", "DATABASE_URL"))
+    env = database | {
+        "SLACK_BOT_TOKEN": _token(n),
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "SLACK_API_URL": fake.api_url,
+        "SALES_AGENT_INBOX_LEASE_S": str(LEASE_S),
+        # Exact hits only: a semantic hit applies a similar message's slots, and which
+        # instance has which entry when is timing, not what this test compares.
+        "SALES_AGENT_EMBEDDER": "none",
     }
-    env |= (
-        database
-        | {
-            "SLACK_BOT_TOKEN": _token(n),
-            "SLACK_APP_TOKEN": APP_TOKEN,
-            "SLACK_API_URL": fake.api_url,
-            "SALES_AGENT_INBOX_LEASE_S": str(LEASE_S),
-            # Exact hits only: a semantic hit applies a similar message's slots, and which
-            # instance has which entry when is timing, not what this test compares.
-            "SALES_AGENT_EMBEDDER": "none",
-            "PYTHONUNBUFFERED": "1",
-        }
-        | hooks
-    )
     before = fake.connection_count
-    with log.open("ab") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(Path(__file__).resolve()),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            env=env,
-            cwd=log.parent,
-        )
+    proc = await spawn_run(Path(__file__).resolve(), env | hooks, log)
     await fake.wait_connected(timeout=30, count=before + 1)
     return Instance(proc, n, fake.connection_count)
 

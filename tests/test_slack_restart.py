@@ -47,17 +47,13 @@ if __name__ == "__main__":
 
 
 from devtools.fake_slack import TEAM_ID, FakeSlack, app_mention_event  # noqa: E402
+from tests.slack_kit import spawn_run  # noqa: E402
 
 pytestmark = pytest.mark.asyncio
 
 
 async def _spawn(fake: FakeSlack, db: Path, log: Path, delay: float) -> asyncio.subprocess.Process:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "ANTHROPIC_", "OPENAI_", "SALES_AGENT_"))
-    }
-    env |= {
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_APP_TOKEN": APP_TOKEN,
         "SLACK_API_URL": fake.api_url,
@@ -66,18 +62,8 @@ async def _spawn(fake: FakeSlack, db: Path, log: Path, delay: float) -> asyncio.
         "SALES_AGENT_TEST_TURN_DELAY_S": str(delay),
         # The killed process's lease must run out before the next one takes its turn over.
         "SALES_AGENT_INBOX_LEASE_S": "2",
-        "PYTHONUNBUFFERED": "1",
     }
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(Path(__file__).resolve()),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            env=env,
-            cwd=db.parent,
-        )
+    return await spawn_run(Path(__file__).resolve(), env, log)
 
 
 def _row(db: Path, item_id: str) -> tuple[Any, ...] | None:
