@@ -200,10 +200,10 @@ class SlackBot:
         pruned = await self.inbox.store.prune(time.time() - self.config.inbox_retention_s)
         if pruned:
             log.info("forgot %d inbox row(s) older than the retention", pruned)
+        await self.runner.resume_spool()  # first: its rows are the spool's to start
         resumed = await self.runner.recover()
         if resumed:
             log.info("resumed %d unfinished turn(s) from the inbox", resumed)
-        await self.runner.resume_spool()
         self.runner.start_sweeping()
         self._starting = "connecting Socket Mode (apps.connections.open)"
         self.handler = AsyncSocketModeHandler(self.app, str(self._app_token))

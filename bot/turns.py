@@ -183,6 +183,8 @@ class TurnRunner:
         except (StoreUnavailable, TimeoutError) as exc:
             if self.spool is None:
                 raise
+            if item.id in self._spooled:
+                return False  # its twin timed out at the same moment and spooled it
             await self._spool(item, exc)
             return True
         if not added:
@@ -197,11 +199,17 @@ class TurnRunner:
 
     async def _spool(self, item: InboxItem, exc: BaseException) -> None:
         assert self.spool is not None
-        await self.spool.add(item)
+        # Marked before the first await: a twin, or a drain already running, sees it at once.
         self._spooled.add(item.id)
+        self._telling.add(item.id)
+        try:
+            await self.spool.add(item)
+        except BaseException:
+            self._spooled.discard(item.id)
+            self._telling.discard(item.id)
+            raise
         self.metrics.events.labels("spooled").inc()
         log.warning("inbox unavailable (%s): %s waits in the spool", _kind(exc), item.id)
-        self._telling.add(item.id)
         self.spawn(self._tell_waiting(item))
 
     async def _tell_waiting(self, item: InboxItem) -> None:
@@ -248,7 +256,7 @@ class TurnRunner:
             try:
                 for item in waiting:
                     await self._unspool(item)
-            except StoreUnavailable as exc:
+            except Exception as exc:  # the database (or the spool file) failed: try again
                 log.info("the spool waits for the database: %s", exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
@@ -271,8 +279,8 @@ class TurnRunner:
         now = time.time()
         started = 0
         for item in items:
-            if item.id in self._running:
-                continue
+            if item.id in self._running or item.id in self._spooled:
+                continue  # running here, or the spool will start it with its notice
             if item.lease_until is not None and item.lease_until > now:
                 continue  # a live worker holds it (the claim would refuse anyway)
             if item.lease_owner is None and item.received_at > now - grace_s:
@@ -326,6 +334,8 @@ class TurnRunner:
         return len(self._running)
 
     def _start(self, item: InboxItem, accepted_at: float) -> None:
+        if item.id in self._running:
+            return  # the claim would let a second task of this owner in: never two turns
         self._running.add(item.id)
         task = self.spawn(self._turn(item, accepted_at))
         task.add_done_callback(lambda _: self._running.discard(item.id))
