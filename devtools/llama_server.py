@@ -59,6 +59,11 @@ CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DBUILD_SHARED_LIBS=OFF",
     "-DGGML_NATIVE=ON",
+    # -march=native turns AMX on where the CPU lists it, but a VM may list AMX without the
+    # kernel granting its tile state: llama-server then dies at start (SIGSEGV, seen on a
+    # Xeon under Firecracker). AVX-512 stays; AMX only speeds up large batches anyway.
+    "-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
+    "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
     "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     # Local plain-HTTP serving only: no TLS library to find.
